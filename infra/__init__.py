@@ -1,0 +1,1 @@
+"""Lean RAG Accelerator: stack config, sizing, deployment plan and the Pulumi components."""

@@ -1,0 +1,288 @@
+"""Facts the sizing model needs: accelerators and model architectures.
+
+Numbers here are vendor datasheet figures (dense, no sparsity) and the models' published
+`config.json` values. Memory is what the driver reports (`nvidia-smi` total), because vLLM
+takes `gpu_memory_utilization` as a share of exactly that figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """One accelerator model as the sizing model sees it."""
+
+    name: str
+    memory_gib: float
+    memory_bandwidth_gb_s: float
+    bf16_tflops: float
+    # Native 8-bit tensor throughput (FP8 on Ada/Hopper, INT8 on Ampere); None when absent.
+    fp8_tflops: float | None
+    int8_tops: float | None
+    # Weight schemes vLLM can serve on this device, and whether an FP8 KV cache is native.
+    quantizations: frozenset[str]
+    fp8_kv_cache: bool
+    # Memory vLLM keeps outside weights and KV cache (activations of the profile run, CUDA
+    # graphs, NCCL/cuBLAS workspaces). Calibrated in tests/unit/test_sizing_calibration.py.
+    runtime_overhead_gib: float
+    is_gpu: bool = True
+    # Fixed host-side cost of one engine step (scheduling, sampling); on GPUs CUDA graphs hide
+    # it inside the calibrated efficiencies.
+    step_overhead_ms: float = 0.0
+    note: str = ""
+
+
+_ALL_GPU_SCHEMES = frozenset({"none", "fp8", "int8-w8a8", "w4a16"})
+_AMPERE_SCHEMES = frozenset({"none", "int8-w8a8", "w4a16"})
+
+ACCELERATORS: dict[str, Accelerator] = {
+    accelerator.name: accelerator
+    for accelerator in (
+        Accelerator(
+            name="H100-80GB",
+            memory_gib=81559 / 1024,
+            memory_bandwidth_gb_s=3350,
+            bf16_tflops=989,
+            fp8_tflops=1979,
+            int8_tops=1979,
+            quantizations=_ALL_GPU_SCHEMES,
+            fp8_kv_cache=True,
+            runtime_overhead_gib=1.0,
+            note="SXM5; bandwidth and TFLOPS from the H100 datasheet",
+        ),
+        Accelerator(
+            name="H200",
+            memory_gib=143771 / 1024,
+            memory_bandwidth_gb_s=4800,
+            bf16_tflops=989,
+            fp8_tflops=1979,
+            int8_tops=1979,
+            quantizations=_ALL_GPU_SCHEMES,
+            fp8_kv_cache=True,
+            runtime_overhead_gib=1.0,
+        ),
+        Accelerator(
+            name="A100-80GB",
+            memory_gib=81920 / 1024,
+            memory_bandwidth_gb_s=2039,
+            bf16_tflops=312,
+            fp8_tflops=None,
+            int8_tops=624,
+            quantizations=_AMPERE_SCHEMES,
+            fp8_kv_cache=False,
+            runtime_overhead_gib=1.0,
+        ),
+        Accelerator(
+            name="A100-40GB",
+            memory_gib=40960 / 1024,
+            memory_bandwidth_gb_s=1555,
+            bf16_tflops=312,
+            fp8_tflops=None,
+            int8_tops=624,
+            quantizations=_AMPERE_SCHEMES,
+            fp8_kv_cache=False,
+            runtime_overhead_gib=1.0,
+        ),
+        Accelerator(
+            name="A10G",
+            memory_gib=23028 / 1024,
+            memory_bandwidth_gb_s=600,
+            bf16_tflops=125,
+            fp8_tflops=None,
+            int8_tops=250,
+            quantizations=_AMPERE_SCHEMES,
+            fp8_kv_cache=False,
+            runtime_overhead_gib=1.0,
+            note="A10 datasheet figures; AWS clocks the A10G lower, so treat compute as optimistic",
+        ),
+        Accelerator(
+            name="L4",
+            memory_gib=23034 / 1024,
+            memory_bandwidth_gb_s=300,
+            bf16_tflops=121,
+            fp8_tflops=242,
+            int8_tops=242,
+            quantizations=_ALL_GPU_SCHEMES,
+            fp8_kv_cache=True,
+            runtime_overhead_gib=1.0,
+        ),
+        Accelerator(
+            name="L40S",
+            memory_gib=46068 / 1024,
+            memory_bandwidth_gb_s=864,
+            bf16_tflops=362,
+            fp8_tflops=733,
+            int8_tops=733,
+            quantizations=_ALL_GPU_SCHEMES,
+            fp8_kv_cache=True,
+            runtime_overhead_gib=1.0,
+        ),
+        Accelerator(
+            # vLLM's CPU build (local stack). "Memory" is the KV-cache space plus weights it may
+            # use; only bf16 and FP8 weights have been served by vLLM CPU on this project.
+            name="cpu",
+            memory_gib=4.0,
+            memory_bandwidth_gb_s=20,
+            bf16_tflops=0.2,
+            fp8_tflops=None,
+            int8_tops=None,
+            quantizations=frozenset({"none", "fp8"}),
+            fp8_kv_cache=False,
+            runtime_overhead_gib=0.25,
+            is_gpu=False,
+            step_overhead_ms=4.0,
+            note="vLLM CPU build; figures are rough and only used for the local stack",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ModelArchitecture:
+    """The architecture facts of a decoder-only transformer that sizing needs."""
+
+    num_layers: int
+    hidden_size: int
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int
+    max_context_tokens: int
+    parameter_count: int
+    tie_word_embeddings: bool = False
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """A built-in model: where to fetch it and its architecture."""
+
+    name: str
+    uri: str
+    architecture: ModelArchitecture
+    # True for models whose weights are random (tests, the local stack's embedded default).
+    random_weights: bool = False
+
+
+# Values from each model's published config.json; parameter counts are the exact totals
+# (tests/unit/test_catalog.py re-derives them from the architecture).
+MODEL_PRESETS: dict[str, ModelPreset] = {
+    preset.name: preset
+    for preset in (
+        ModelPreset(
+            name="llama-3.1-8b-instruct",
+            uri="hf://meta-llama/Llama-3.1-8B-Instruct",
+            architecture=ModelArchitecture(
+                num_layers=32,
+                hidden_size=4096,
+                num_attention_heads=32,
+                num_kv_heads=8,
+                head_dim=128,
+                intermediate_size=14336,
+                vocab_size=128256,
+                max_context_tokens=131072,
+                parameter_count=8_030_261_248,
+            ),
+        ),
+        ModelPreset(
+            name="llama-3.1-70b-instruct",
+            uri="hf://meta-llama/Llama-3.1-70B-Instruct",
+            architecture=ModelArchitecture(
+                num_layers=80,
+                hidden_size=8192,
+                num_attention_heads=64,
+                num_kv_heads=8,
+                head_dim=128,
+                intermediate_size=28672,
+                vocab_size=128256,
+                max_context_tokens=131072,
+                parameter_count=70_553_706_496,
+            ),
+        ),
+        ModelPreset(
+            name="qwen2.5-14b-instruct",
+            uri="hf://Qwen/Qwen2.5-14B-Instruct",
+            architecture=ModelArchitecture(
+                num_layers=48,
+                hidden_size=5120,
+                num_attention_heads=40,
+                num_kv_heads=8,
+                head_dim=128,
+                intermediate_size=13824,
+                vocab_size=152064,
+                max_context_tokens=32768,
+                parameter_count=14_770_033_664,
+            ),
+        ),
+        ModelPreset(
+            name="phi-3-mini-128k-instruct",
+            uri="hf://microsoft/Phi-3-mini-128k-instruct",
+            architecture=ModelArchitecture(
+                num_layers=32,
+                hidden_size=3072,
+                num_attention_heads=32,
+                num_kv_heads=32,
+                head_dim=96,
+                intermediate_size=8192,
+                vocab_size=32064,
+                max_context_tokens=131072,
+                parameter_count=3_821_079_552,
+            ),
+        ),
+        ModelPreset(
+            name="mistral-7b-instruct",
+            uri="hf://mistralai/Mistral-7B-Instruct-v0.3",
+            architecture=ModelArchitecture(
+                num_layers=32,
+                hidden_size=4096,
+                num_attention_heads=32,
+                num_kv_heads=8,
+                head_dim=128,
+                intermediate_size=14336,
+                vocab_size=32768,
+                max_context_tokens=32768,
+                parameter_count=7_248_023_552,
+            ),
+        ),
+        ModelPreset(
+            # The local stack's embedded default: a real Llama architecture, random weights,
+            # built on the fly (no download). Every output that uses it says so.
+            name="tiny-random-llama",
+            uri="local://tiny-random-llama",
+            architecture=ModelArchitecture(
+                num_layers=2,
+                hidden_size=256,
+                num_attention_heads=4,
+                num_kv_heads=2,
+                head_dim=64,
+                intermediate_size=512,
+                vocab_size=4096,
+                max_context_tokens=2048,
+                parameter_count=3_278_080,
+            ),
+            random_weights=True,
+        ),
+    )
+}
+
+
+def derived_parameter_count(architecture: ModelArchitecture) -> int:
+    """Parameters of a Llama-style decoder (GQA attention, gated MLP, RMSNorm), biases ignored."""
+    hidden = architecture.hidden_size
+    q_out = architecture.num_attention_heads * architecture.head_dim
+    kv_out = architecture.num_kv_heads * architecture.head_dim
+    attention = hidden * q_out + 2 * hidden * kv_out + q_out * hidden
+    mlp = 3 * hidden * architecture.intermediate_size
+    norms = 2 * hidden
+    per_layer = attention + mlp + norms
+    return architecture.num_layers * per_layer + embedding_parameter_count(architecture) + hidden
+
+
+def embedding_parameter_count(architecture: ModelArchitecture) -> int:
+    """Input embedding plus LM head; these stay in 16-bit under every compression scheme."""
+    tables = 1 if architecture.tie_word_embeddings else 2
+    return tables * architecture.vocab_size * architecture.hidden_size

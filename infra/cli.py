@@ -1,0 +1,160 @@
+"""`leanrag` command line. Exit codes: 0 ok, 2 bad configuration, 3 workload does not fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra.errors import ConfigError
+from infra.plan import DeploymentPlan, build_plan
+from infra.report import plot_plan, write_plan
+from infra.stack_source import STACKS_DIR, load_stack
+
+EXIT_OK, EXIT_BAD_CONFIG, EXIT_DOES_NOT_FIT = 0, 2, 3
+
+app = typer.Typer(
+    help="Lean RAG Accelerator: size, plan and gate a RAG deployment.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+
+@app.callback()
+def main() -> None:
+    """Lean RAG Accelerator."""
+
+
+@app.command()
+def plan(
+    stack: Annotated[str, typer.Option(help="Stack name: stacks/Pulumi.<stack>.yaml")] = "local",
+    stacks_dir: Annotated[Path, typer.Option(help="Folder holding the stack files")] = STACKS_DIR,
+    output: Annotated[
+        list[Path] | None, typer.Option(help="Write the plan to FILE.json or FILE.md (repeatable)")
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="Draw capacity figures to FILE.png")] = None,
+) -> None:
+    """Print the sizing, cost and vLLM arguments the stack's plan decides."""
+    try:
+        deployment = build_plan(load_stack(stack, stacks_dir), stack)
+    except ConfigError as error:
+        errors.print(f"[bold red]bad configuration[/] {error.message}", highlight=False)
+        raise typer.Exit(EXIT_BAD_CONFIG) from None
+    for path in output or []:
+        if path.suffix not in (".json", ".md"):
+            errors.print(f"[bold red]--output {path}[/]: use a .json or .md file name")
+            raise typer.Exit(EXIT_BAD_CONFIG)
+    _print_plan(deployment)
+    for path in output or []:
+        write_plan(deployment, path)
+        console.print(f"wrote {path}")
+    if plot is not None:
+        plot_plan(deployment, plot)
+        console.print(f"wrote {plot}")
+    if not deployment.fits:
+        raise typer.Exit(EXIT_DOES_NOT_FIT)
+
+
+def _print_plan(plan: DeploymentPlan) -> None:
+    sizing, replica = plan.sizing, plan.sizing.replica
+    title = f"Stack {plan.stack}: {plan.model.name} ({plan.model.quantization}) on {plan.pool.gpu}"
+    if plan.model.random_weights:
+        title += " [yellow](random-weight model)[/]"
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("quantity")
+    table.add_column("optimized", justify="right")
+    table.add_column("stock vLLM bf16", justify="right")
+    baseline = plan.baseline
+    rows = [
+        (
+            "weights per GPU (GiB)",
+            f"{replica.memory.weights_gib_per_gpu:.1f}",
+            f"{baseline.replica.memory.weights_gib_per_gpu:.1f}",
+        ),
+        (
+            "KV cache per token (bytes)",
+            f"{replica.kv_cache_bytes_per_token:,}",
+            f"{baseline.replica.kv_cache_bytes_per_token:,}",
+        ),
+        (
+            "KV-cache tokens per replica",
+            f"{replica.memory.kv_cache_tokens:,}",
+            f"{baseline.replica.memory.kv_cache_tokens:,}",
+        ),
+        (
+            "concurrency per replica (KV / ITL)",
+            f"{replica.concurrency} ({replica.kv_concurrency}/{replica.slo_concurrency})",
+            f"{baseline.replica.concurrency} ({baseline.replica.kv_concurrency}/"
+            f"{baseline.replica.slo_concurrency})",
+        ),
+        (
+            "replicas × TP = GPUs",
+            f"{sizing.replicas} × {replica.knobs.tensor_parallel_size} = {sizing.gpus}",
+            f"{baseline.replicas} × {baseline.replica.knobs.tensor_parallel_size} = "
+            f"{baseline.gpus}",
+        ),
+        ("ITL p95 (ms)", f"{sizing.load.itl_p95_ms:.1f}", f"{baseline.load.itl_p95_ms:.1f}"),
+        (
+            "TTFT on an idle replica (ms)",
+            f"{sizing.load.ttft_unloaded_ms:.0f}",
+            f"{baseline.load.ttft_unloaded_ms:.0f}",
+        ),
+        (
+            "decode ceiling, batch 1 (tok/s)",
+            f"{replica.batch1_tokens_per_s:.0f}",
+            f"{baseline.replica.batch1_tokens_per_s:.0f}",
+        ),
+        (
+            "throughput at load (req/s)",
+            f"{sizing.requests_per_s:.2f}",
+            f"{baseline.requests_per_s:.2f}",
+        ),
+        (
+            "cost per hour (USD)",
+            f"{sizing.cost_per_hour_usd:.2f}",
+            f"{baseline.cost_per_hour_usd:.2f}",
+        ),
+        (
+            "cost per request (USD)",
+            f"{sizing.cost_per_request_usd:.5f}",
+            f"{baseline.cost_per_request_usd:.5f}",
+        ),
+        (
+            "cost per 1M output tokens (USD)",
+            f"{sizing.cost_per_million_output_tokens_usd:.2f}",
+            f"{baseline.cost_per_million_output_tokens_usd:.2f}",
+        ),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    comparison = plan.comparison
+    if comparison.throughput_per_gpu_ratio is not None:
+        throughput, cost = comparison.throughput_per_gpu_ratio, comparison.cost_per_request_ratio
+        console.print(
+            f"Optimized vs stock at equal SLO: [bold]{throughput:.2f}×[/] throughput per GPU, "
+            f"[bold]{cost:.2f}×[/] cost per request"
+        )
+    environment = " ".join(f"{k}={v}" for k, v in plan.vllm.environment().items())
+    console.print("vLLM:", environment, " ".join(plan.vllm.as_cli()), highlight=False)
+    autoscaling, gate = plan.autoscaling, plan.gate
+    console.print(
+        f"Autoscaling ({'KEDA' if autoscaling.enabled else 'off'}): "
+        f"{autoscaling.min_replicas}–{autoscaling.max_replicas} replicas; gate: TTFT p95 ≤ "
+        f"{gate.ttft_p95_ms:g} ms, ITL p95 ≤ {gate.itl_p95_ms:g} ms, ≥ "
+        f"{gate.min_throughput_rps:g} req/s, predicted {gate.predicted_requests_per_s:.2f} "
+        f"req/s ±{gate.capacity_tolerance:.0%}",
+        highlight=False,
+    )
+    if plan.fits:
+        console.print("[bold green]fits[/]")
+    for problem in plan.problems:
+        errors.print(
+            f"[bold red]does not fit:[/] {problem.what}\n  smallest fix: {problem.fix}",
+            highlight=False,
+        )

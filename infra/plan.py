@@ -1,0 +1,518 @@
+"""`StackConfig → DeploymentPlan`: every decision the appliers need, made once.
+
+The plan is plain, frozen data. Pulumi components, the renderer and the local runner only
+translate it; none re-reads stack configuration or re-derives a number.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from infra.catalog import ACCELERATORS, GIB, Accelerator, ModelPreset
+from infra.config import (
+    FeaturesConfig,
+    ImagesConfig,
+    NamespacesConfig,
+    StackConfig,
+)
+from infra.sizing import (
+    DeploymentSizing,
+    Pool,
+    ServingKnobs,
+    Targets,
+    Workload,
+    kv_cache_capacity,
+    max_concurrent_sequences,
+    prefill_chunk_tokens_for_itl,
+    size_deployment,
+    stock_knobs,
+    weight_bytes,
+    with_knobs,
+)
+
+OPTIMIZED_UTILIZATION = 0.92
+MIN_BATCHED_TOKENS = 256
+MAX_BATCHED_TOKENS = 16384
+# Gate: measured capacity must land within this share of the prediction.
+CAPACITY_TOLERANCE = 0.25
+# Autoscaling: KV-cache usage that means a replica is about to preempt.
+KV_CACHE_USAGE_SCALE_THRESHOLD = 0.9
+# Model start-up: engine + CUDA graphs, plus weights pulled at a conservative 0.5 GiB/s.
+STARTUP_FIXED_SECONDS = 90
+STARTUP_SECONDS_PER_WEIGHT_GIB = 2
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    name: str
+    source_uri: str
+    random_weights: bool
+    quantization: str
+    needs_compression: bool
+    weights_gib: float
+    source_weights_gib: float
+    load_seconds: int
+
+
+@dataclass(frozen=True)
+class GpuPoolPlan:
+    gpu: str
+    instance_type: str | None
+    gpus_per_node: int
+    min_nodes: int
+    max_nodes: int
+    memory_gib: float
+    is_gpu: bool
+
+
+@dataclass(frozen=True)
+class VllmArgs:
+    """The vLLM server's arguments; `as_cli()` is what a container or process gets."""
+
+    model: str
+    served_model_name: str
+    tensor_parallel_size: int
+    gpu_memory_utilization: float
+    max_model_len: int
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    kv_cache_dtype: str
+    enable_prefix_caching: bool
+    enable_chunked_prefill: bool
+    # vLLM's CPU build sizes its KV cache from this instead of gpu_memory_utilization.
+    cpu_kv_cache_space_gib: int | None = None
+
+    def as_cli(self) -> list[str]:
+        args = [
+            "--model",
+            self.model,
+            "--served-model-name",
+            self.served_model_name,
+            "--tensor-parallel-size",
+            str(self.tensor_parallel_size),
+            "--max-model-len",
+            str(self.max_model_len),
+            "--max-num-seqs",
+            str(self.max_num_seqs),
+            "--max-num-batched-tokens",
+            str(self.max_num_batched_tokens),
+            "--kv-cache-dtype",
+            self.kv_cache_dtype,
+        ]
+        if self.cpu_kv_cache_space_gib is None:
+            args += ["--gpu-memory-utilization", f"{self.gpu_memory_utilization:g}"]
+        args.append(
+            "--enable-prefix-caching"
+            if self.enable_prefix_caching
+            else "--no-enable-prefix-caching"
+        )
+        args.append(
+            "--enable-chunked-prefill"
+            if self.enable_chunked_prefill
+            else "--no-enable-chunked-prefill"
+        )
+        return args
+
+    def environment(self) -> dict[str, str]:
+        if self.cpu_kv_cache_space_gib is None:
+            return {}
+        return {"VLLM_CPU_KVCACHE_SPACE": str(self.cpu_kv_cache_space_gib)}
+
+
+@dataclass(frozen=True)
+class AutoscalingPlan:
+    enabled: bool
+    min_replicas: int
+    max_replicas: int
+    waiting_requests_per_replica: int
+    kv_cache_usage_threshold: float
+    cooldown_seconds: int
+
+
+@dataclass(frozen=True)
+class GatePlan:
+    """What the post-deploy benchmark runs and the verdict it applies."""
+
+    ttft_p95_ms: float
+    itl_p95_ms: float
+    min_throughput_rps: float
+    max_error_rate: float
+    concurrency: int
+    prompt_tokens: int
+    output_tokens: int
+    shared_prefix_tokens: int
+    predicted_requests_per_s: float
+    predicted_output_tokens_per_s: float
+    capacity_tolerance: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Optimized vs stock vLLM on the same GPUs at the same SLOs (predicted)."""
+
+    baseline_fits: bool
+    throughput_per_gpu_ratio: float | None
+    cost_per_request_ratio: float | None
+
+
+@dataclass(frozen=True)
+class CapacityCurves:
+    """Data behind the plan's figure: KV capacity vs context, users served vs GPUs."""
+
+    context_tokens: tuple[int, ...]
+    max_sequences_16bit_kv: tuple[int, ...]
+    max_sequences_fp8_kv: tuple[int, ...] | None
+    gpus: tuple[int, ...]
+    users_served: tuple[int, ...]
+    baseline_users_served: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PlanProblem:
+    what: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class DeploymentPlan:
+    stack: str
+    platform: str
+    kubernetes_version: str | None
+    namespaces: NamespacesConfig
+    features: FeaturesConfig
+    images: ImagesConfig | None
+    secrets: tuple[str, ...]
+    pool: GpuPoolPlan
+    model: ModelPlan
+    workload: Workload
+    vllm: VllmArgs
+    baseline_vllm: VllmArgs
+    sizing: DeploymentSizing
+    baseline: DeploymentSizing
+    comparison: Comparison
+    autoscaling: AutoscalingPlan
+    gate: GatePlan
+    curves: CapacityCurves
+    problems: tuple[PlanProblem, ...] = field(default_factory=tuple)
+
+    @property
+    def fits(self) -> bool:
+        return not self.problems
+
+
+def build_plan(config: StackConfig, stack: str) -> DeploymentPlan:
+    """Decide every setting for one stack."""
+    preset = config.resolved_model
+    architecture = preset.architecture
+    accelerator = _accelerator(config)
+    pool = Pool(
+        accelerator,
+        config.gpu_pool.gpus_per_node,
+        config.gpu_pool.max_nodes,
+        config.cost.gpu_hour_usd,
+    )
+    workload = _workload(config)
+    targets = Targets(config.slo.ttft_p95_ms, config.slo.itl_p95_ms, config.slo.min_throughput_rps)
+    serving = config.serving
+
+    def size(knobs: ServingKnobs) -> DeploymentSizing:
+        return size_deployment(
+            architecture,
+            pool,
+            knobs,
+            workload,
+            targets,
+            min_replicas=max(serving.min_replicas, 1),
+            max_replicas=serving.max_replicas,
+            max_num_seqs_pinned=serving.max_num_seqs is not None,
+        )
+
+    candidates = [
+        _optimized_knobs(config, accelerator, tp) for tp in _tensor_parallel_options(config)
+    ]
+    sized = [(knobs, size(knobs)) for knobs in candidates]
+    fitting = [pair for pair in sized if pair[1].fits]
+    knobs, sizing = (
+        min(fitting, key=lambda pair: (pair[1].cost_per_request_usd, pair[0].tensor_parallel_size))
+        if fitting
+        else sized[0]
+    )
+    problems = tuple(
+        PlanProblem(problem.what, _smallest_fix(config, knobs, size, accelerator))
+        for problem in sizing.problems
+    )
+
+    baseline_knobs = stock_knobs(accelerator, knobs.max_model_len, knobs.tensor_parallel_size)
+    baseline = size(baseline_knobs)
+    weights_gib = weight_bytes(architecture, knobs.quantization) / GIB
+    model = ModelPlan(
+        name=preset.name,
+        source_uri=preset.uri,
+        random_weights=preset.random_weights,
+        quantization=knobs.quantization,
+        needs_compression=knobs.quantization != "none",
+        weights_gib=weights_gib,
+        source_weights_gib=weight_bytes(architecture, "none") / GIB,
+        load_seconds=round(STARTUP_FIXED_SECONDS + STARTUP_SECONDS_PER_WEIGHT_GIB * weights_gib),
+    )
+    concurrency = max(sizing.replica.concurrency, 1)
+    return DeploymentPlan(
+        stack=stack,
+        platform=config.platform,
+        kubernetes_version=config.kubernetes_version,
+        namespaces=config.namespaces,
+        features=config.features,
+        images=config.images,
+        secrets=config.configured_secrets(),
+        pool=GpuPoolPlan(
+            gpu=accelerator.name,
+            instance_type=config.gpu_pool.instance_type,
+            gpus_per_node=config.gpu_pool.gpus_per_node,
+            min_nodes=config.gpu_pool.min_nodes,
+            max_nodes=config.gpu_pool.max_nodes,
+            memory_gib=accelerator.memory_gib,
+            is_gpu=accelerator.is_gpu,
+        ),
+        model=model,
+        workload=workload,
+        vllm=_vllm_args(preset, knobs, concurrency, sizing, accelerator),
+        baseline_vllm=_vllm_args(
+            preset, baseline_knobs, baseline_knobs.max_num_seqs or 1, baseline, accelerator
+        ),
+        sizing=sizing,
+        baseline=baseline,
+        comparison=_compare(sizing, baseline),
+        autoscaling=AutoscalingPlan(
+            enabled=config.features.keda,
+            min_replicas=0 if serving.scale_to_zero else max(serving.min_replicas, 1),
+            max_replicas=max(sizing.max_replicas, sizing.replicas),
+            waiting_requests_per_replica=max(1, math.ceil(0.1 * concurrency)),
+            kv_cache_usage_threshold=KV_CACHE_USAGE_SCALE_THRESHOLD,
+            cooldown_seconds=max(300, 2 * model.load_seconds),
+        ),
+        gate=GatePlan(
+            ttft_p95_ms=config.slo.ttft_p95_ms,
+            itl_p95_ms=config.slo.itl_p95_ms,
+            min_throughput_rps=config.slo.min_throughput_rps,
+            max_error_rate=config.slo.max_error_rate,
+            concurrency=workload.concurrent_users,
+            prompt_tokens=workload.prompt_tokens,
+            output_tokens=workload.output_tokens,
+            shared_prefix_tokens=workload.context_tokens if workload.shared_prefix_share else 0,
+            predicted_requests_per_s=sizing.requests_per_s,
+            predicted_output_tokens_per_s=sizing.output_tokens_per_s,
+            capacity_tolerance=CAPACITY_TOLERANCE,
+        ),
+        curves=_curves(config, knobs, sizing, baseline, accelerator),
+        problems=problems,
+    )
+
+
+def _curves(
+    config: StackConfig,
+    knobs: ServingKnobs,
+    sizing: DeploymentSizing,
+    baseline: DeploymentSizing,
+    accelerator: Accelerator,
+) -> CapacityCurves:
+    architecture = config.resolved_model.architecture
+    contexts = tuple(
+        1 << bits
+        for bits in range(8, architecture.max_context_tokens.bit_length())
+        if (1 << bits) <= architecture.max_context_tokens
+    )
+
+    def sequences(kv_cache_dtype: str) -> tuple[int, ...]:
+        tokens = kv_cache_capacity(
+            architecture, accelerator, with_knobs(knobs, kv_cache_dtype=kv_cache_dtype)
+        ).kv_cache_tokens
+        return tuple(max_concurrent_sequences(tokens, length) for length in contexts)
+
+    replicas = range(1, max(sizing.max_replicas, sizing.replicas) + 1)
+    return CapacityCurves(
+        context_tokens=contexts,
+        max_sequences_16bit_kv=sequences("auto"),
+        max_sequences_fp8_kv=sequences("fp8") if accelerator.fp8_kv_cache else None,
+        gpus=tuple(r * knobs.tensor_parallel_size for r in replicas),
+        users_served=tuple(r * sizing.replica.concurrency for r in replicas),
+        baseline_users_served=tuple(r * baseline.replica.concurrency for r in replicas),
+    )
+
+
+def _accelerator(config: StackConfig) -> Accelerator:
+    catalog = ACCELERATORS[config.gpu_pool.gpu]
+    if config.gpu_pool.memory_gib is None:
+        return catalog
+    from dataclasses import replace
+
+    return replace(catalog, memory_gib=config.gpu_pool.memory_gib)
+
+
+def _workload(config: StackConfig) -> Workload:
+    w = config.workload
+    return Workload(
+        w.concurrent_users,
+        w.question_tokens,
+        w.context_tokens,
+        w.output_tokens,
+        w.shared_prefix_share,
+    )
+
+
+def _tensor_parallel_options(config: StackConfig) -> list[int]:
+    if config.serving.tensor_parallel_size is not None:
+        return [config.serving.tensor_parallel_size]
+    heads = config.resolved_model.architecture.num_attention_heads
+    return [
+        tp for tp in (1, 2, 4, 8, 16) if tp <= config.gpu_pool.gpus_per_node and heads % tp == 0
+    ]
+
+
+def _max_model_len(config: StackConfig) -> int:
+    if config.serving.max_model_len is not None:
+        return config.serving.max_model_len
+    needed = config.workload.sequence_tokens
+    longest = config.resolved_model.architecture.max_context_tokens
+    return min(longest, 1 << (needed - 1).bit_length())
+
+
+def _optimized_knobs(config: StackConfig, accelerator: Accelerator, tp: int) -> ServingKnobs:
+    serving = config.serving
+    max_model_len = _max_model_len(config)
+    if serving.max_num_batched_tokens is not None:
+        batched = serving.max_num_batched_tokens
+    elif not serving.enable_chunked_prefill:
+        batched = max_model_len  # vLLM requires the whole prompt in one step then
+    else:
+        # The largest prefill chunk that keeps a decode step within the ITL target, so one
+        # long document cannot stall every other stream (head-of-line blocking).
+        prompt = config.workload.question_tokens + config.workload.context_tokens
+        fitted = prefill_chunk_tokens_for_itl(
+            config.resolved_model.architecture,
+            accelerator,
+            serving.quantization,
+            tp,
+            prompt,
+            config.slo.itl_p95_ms,
+        )
+        batched = min(max(fitted, MIN_BATCHED_TOKENS), MAX_BATCHED_TOKENS)
+    return ServingKnobs(
+        quantization=serving.quantization,
+        kv_cache_dtype=serving.kv_cache_dtype,
+        gpu_memory_utilization=serving.gpu_memory_utilization
+        or (OPTIMIZED_UTILIZATION if accelerator.is_gpu else 0.9),
+        tensor_parallel_size=tp,
+        max_model_len=max_model_len,
+        max_num_batched_tokens=batched,
+        max_num_seqs=serving.max_num_seqs,
+        enable_prefix_caching=serving.enable_prefix_caching,
+        enable_chunked_prefill=serving.enable_chunked_prefill,
+    )
+
+
+def _vllm_args(
+    preset: ModelPreset,
+    knobs: ServingKnobs,
+    max_num_seqs: int,
+    sizing: DeploymentSizing,
+    accelerator: Accelerator,
+) -> VllmArgs:
+    seqs = knobs.max_num_seqs or max_num_seqs
+    return VllmArgs(
+        model=preset.uri,
+        served_model_name=preset.name,
+        tensor_parallel_size=knobs.tensor_parallel_size,
+        gpu_memory_utilization=knobs.gpu_memory_utilization,
+        max_model_len=knobs.max_model_len,
+        max_num_seqs=seqs,
+        # vLLM rejects a step budget smaller than the number of sequences per step.
+        max_num_batched_tokens=max(knobs.max_num_batched_tokens, seqs),
+        kv_cache_dtype=knobs.kv_cache_dtype,
+        enable_prefix_caching=knobs.enable_prefix_caching,
+        enable_chunked_prefill=knobs.enable_chunked_prefill,
+        cpu_kv_cache_space_gib=None
+        if accelerator.is_gpu
+        else max(1, math.floor(sizing.replica.memory.kv_cache_gib_per_gpu)),
+    )
+
+
+def _compare(optimized: DeploymentSizing, baseline: DeploymentSizing) -> Comparison:
+    base = baseline.replica
+    baseline_serves = base.concurrency > 0 and base.memory.kv_cache_tokens > 0
+    if not (optimized.fits and baseline_serves):
+        return Comparison(
+            baseline_fits=baseline_serves,
+            throughput_per_gpu_ratio=None,
+            cost_per_request_ratio=None,
+        )
+    ours = optimized.replica
+    per_gpu = ours.speed.requests_per_s / ours.knobs.tensor_parallel_size
+    base_per_gpu = base.speed.requests_per_s / base.knobs.tensor_parallel_size
+    return Comparison(
+        baseline_fits=True,
+        throughput_per_gpu_ratio=per_gpu / base_per_gpu,
+        cost_per_request_ratio=base_per_gpu / per_gpu,
+    )
+
+
+def _smallest_fix(
+    config: StackConfig,
+    knobs: ServingKnobs,
+    size: object,
+    accelerator: Accelerator,
+) -> str:
+    """Try single changes, least disruptive first; name the first one that makes it fit."""
+    assert callable(size)
+    heads = config.resolved_model.architecture.num_attention_heads
+    needed = config.workload.sequence_tokens
+    options: list[tuple[str, ServingKnobs]] = []
+    if knobs.kv_cache_dtype == "auto" and accelerator.fp8_kv_cache:
+        options.append(
+            (
+                "set serving.kvCacheDtype: fp8 (halves KV-cache bytes per token)",
+                with_knobs(knobs, kv_cache_dtype="fp8"),
+            )
+        )
+    tp = knobs.tensor_parallel_size * 2
+    while tp <= config.gpu_pool.gpus_per_node and heads % tp == 0:
+        options.append(
+            (f"set serving.tensorParallelSize: {tp}", with_knobs(knobs, tensor_parallel_size=tp))
+        )
+        tp *= 2
+    if config.serving.max_num_seqs is not None:
+        kv_limit = size(with_knobs(knobs, max_num_seqs=None)).replica.kv_concurrency
+        if kv_limit:
+            options.append(
+                (
+                    f"lower serving.maxNumSeqs to {kv_limit}",
+                    with_knobs(knobs, max_num_seqs=kv_limit),
+                )
+            )
+    shorter = size(knobs).replica.memory.kv_cache_tokens // 1024 * 1024
+    if needed <= shorter < knobs.max_model_len:
+        options.append(
+            (f"set serving.maxModelLen: {shorter}", with_knobs(knobs, max_model_len=shorter))
+        )
+    for scheme in ("fp8", "int8-w8a8", "w4a16"):
+        smaller = {"none": 4, "fp8": 2, "int8-w8a8": 2, "w4a16": 1}
+        if scheme in accelerator.quantizations and smaller[scheme] < smaller[knobs.quantization]:
+            options.append(
+                (f"set serving.quantization: {scheme}", with_knobs(knobs, quantization=scheme))
+            )
+    for text, candidate in options:
+        if size(candidate).fits:
+            return text
+    sizing = size(knobs)
+    if sizing.replica.concurrency and all(
+        "pool holds" in problem.what for problem in sizing.problems
+    ):
+        tp_size = knobs.tensor_parallel_size
+        return (
+            f"raise gpuPool.maxNodes to "
+            f"{math.ceil(sizing.replicas * tp_size / config.gpu_pool.gpus_per_node)}"
+        )
+    return (
+        "no single change fits: choose a GPU with more memory or bandwidth, or lower "
+        "workload.concurrentUsers / the SLO targets"
+    )

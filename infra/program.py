@@ -1,0 +1,51 @@
+"""The Pulumi program: stack config → plan → components → stack outputs.
+
+`infra/__main__.py` calls `main()`; tests call `plan_from_pulumi()` and `deploy()` under
+Pulumi mocks. Nothing is registered before the configuration has been validated and the
+workload shown to fit, so a bad stack applies nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from infra.errors import ConfigError
+from infra.plan import DeploymentPlan, build_plan
+from infra.report import plan_as_dict
+from infra.stack_source import load_from_pulumi
+
+
+def plan_from_pulumi() -> DeploymentPlan:
+    """Validate the running stack's configuration and plan it; stop cleanly when it is bad."""
+    try:
+        config = load_from_pulumi()
+    except ConfigError as error:
+        raise pulumi.RunError(error.message) from None
+    plan = build_plan(config, pulumi.get_stack())
+    if plan.platform == "local":
+        raise pulumi.RunError(
+            f"stack {plan.stack} is the local stack (no cluster): run `leanrag local up` instead"
+        )
+    if not plan.fits:
+        details = "; ".join(f"{p.what} — smallest fix: {p.fix}" for p in plan.problems)
+        raise pulumi.RunError(f"stack {plan.stack}: the workload does not fit: {details}")
+    return plan
+
+
+def deploy(plan: DeploymentPlan) -> dict[str, Any]:
+    """Create the stack's resources from the plan; return the stack outputs."""
+    return {
+        "plan": plan_as_dict(plan),
+        "vllmArgs": plan.vllm.as_cli(),
+        "replicas": plan.sizing.replicas,
+        "gpus": plan.sizing.gpus,
+        "predictedRequestsPerSecond": plan.gate.predicted_requests_per_s,
+        "costPerRequestUsd": plan.sizing.cost_per_request_usd,
+    }
+
+
+def main() -> None:
+    for name, value in deploy(plan_from_pulumi()).items():
+        pulumi.export(name, value)

@@ -1,0 +1,52 @@
+"""Shared test helpers: stack files as raw mappings, and edits to them."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.stack_source import STACKS_DIR, raw_from_stack_file
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+CLUSTER_STACKS = ("dev", "staging", "prod")
+ALL_STACKS = (*CLUSTER_STACKS, "local")
+
+_DELETE = object()
+
+
+def stack_raw(stack: str) -> dict[str, Any]:
+    return raw_from_stack_file(STACKS_DIR / f"Pulumi.{stack}.yaml")
+
+
+def edited(raw: dict[str, Any], path: str, value: Any = _DELETE) -> dict[str, Any]:
+    """A deep copy of `raw` with the dotted `path` set to `value` (or removed)."""
+    result = copy.deepcopy(raw)
+    *parents, leaf = path.split(".")
+    node = result
+    for part in parents:
+        node = node.setdefault(part, {})
+    if value is _DELETE:
+        node.pop(leaf, None)
+    else:
+        node[leaf] = value
+    return result
+
+
+def write_stack(directory: Path, stack: str, raw: dict[str, Any]) -> Path:
+    """Write a Pulumi stack file holding `raw` under the leanrag: namespace."""
+    path = directory / f"Pulumi.{stack}.yaml"
+    document = {"config": {f"leanrag:{key}": value for key, value in raw.items()}}
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+DELETE = _DELETE
+
+
+@pytest.fixture
+def prod_raw() -> dict[str, Any]:
+    return stack_raw("prod")
