@@ -503,15 +503,9 @@ def _smallest_fix(
     for text, candidate in options:
         if size(candidate).fits:
             return text
-    sizing = size(knobs)
-    if sizing.replica.concurrency and all(
-        "pool holds" in problem.what for problem in sizing.problems
-    ):
-        tp_size = knobs.tensor_parallel_size
-        return (
-            f"raise gpuPool.maxNodes to "
-            f"{math.ceil(sizing.replicas * tp_size / config.gpu_pool.gpus_per_node)}"
-        )
+    own_fixes = [problem.fix for problem in size(knobs).problems if problem.fix]
+    if own_fixes:
+        return own_fixes[0]
     return (
         "no single change fits: choose a GPU with more memory or bandwidth, or lower "
         "workload.concurrentUsers / the SLO targets"

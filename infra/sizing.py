@@ -393,20 +393,39 @@ def size_deployment(
     problems = _problems(architecture, pool, knobs, workload, targets, replica, max_num_seqs_pinned)
 
     per_replica_capacity = max(replica.concurrency, 1)
-    by_users = math.ceil(workload.concurrent_users / per_replica_capacity)
-    by_throughput = math.ceil(targets.min_throughput_rps / replica.speed.requests_per_s)
-    replicas = max(min_replicas, by_users, by_throughput, 1)
+    replicas = max(min_replicas, math.ceil(workload.concurrent_users / per_replica_capacity), 1)
+
+    def at_load(count: int) -> ReplicaSpeed:
+        batch = min(math.ceil(workload.concurrent_users / count), per_replica_capacity)
+        return replica_speed(architecture, pool.accelerator, knobs, workload, batch)
+
+    load = at_load(replicas)
+    # Requests in flight bound throughput (closed loop): more replicas only shorten each
+    # request, so add them while that still helps reach the throughput target.
+    ceiling = min(max_replicas, workload.concurrent_users)
+    while replicas * load.requests_per_s < targets.min_throughput_rps and replicas < ceiling:
+        replicas += 1
+        load = at_load(replicas)
     if not problems and replicas > max_replicas:
+        nodes = math.ceil(replicas * tp / pool.gpus_per_node)
         problems.append(
             SizingProblem(
                 f"{replicas} replicas of {tp} GPU(s) are needed for {workload.concurrent_users} "
                 f"concurrent users at ≤ {targets.itl_p95_ms:g} ms ITL, but the pool holds "
                 f"{max_replicas}",
-                "",
+                f"raise gpuPool.maxNodes to {nodes}",
             )
         )
-    batch_at_load = min(math.ceil(workload.concurrent_users / replicas), per_replica_capacity)
-    load = replica_speed(architecture, pool.accelerator, knobs, workload, batch_at_load)
+    elif not problems and replicas * load.requests_per_s < targets.min_throughput_rps:
+        problems.append(
+            SizingProblem(
+                f"{workload.concurrent_users} concurrent users reach at most "
+                f"{replicas * load.requests_per_s:.2f} req/s on {replicas} replica(s), below the "
+                f"{targets.min_throughput_rps:g} req/s target",
+                "raise workload.concurrentUsers (more requests in flight) or lower "
+                "slo.minThroughputRps",
+            )
+        )
     gpus = replicas * tp
     cost_per_hour = gpus * pool.gpu_hour_usd
     requests_per_s = replicas * load.requests_per_s

@@ -1,0 +1,77 @@
+"""`leanrag plan`: output, files, figure and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from infra.cli import EXIT_BAD_CONFIG, EXIT_DOES_NOT_FIT, EXIT_OK, app
+from tests.conftest import edited, stack_raw, write_stack
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod", "local"])
+def test_plan_prints_sizing_cost_and_vllm_args(stack: str) -> None:
+    result = runner.invoke(app, ["plan", "--stack", stack])
+    assert result.exit_code == EXIT_OK, result.output
+    assert "KV-cache tokens per replica" in result.output
+    assert "cost per request" in result.output
+    assert "--max-num-seqs" in result.output
+    assert "fits" in result.output
+
+
+def test_plan_writes_json_markdown_and_a_figure(tmp_path: Path) -> None:
+    json_path, md_path, png_path = tmp_path / "p.json", tmp_path / "p.md", tmp_path / "p.png"
+    result = runner.invoke(
+        app,
+        [
+            "plan",
+            "--stack",
+            "prod",
+            "--output",
+            str(json_path),
+            "--output",
+            str(md_path),
+            "--plot",
+            str(png_path),
+        ],
+    )
+    assert result.exit_code == EXIT_OK, result.output
+    assert json.loads(json_path.read_text())["stack"] == "prod"
+    assert md_path.read_text().startswith("# Deployment plan — stack `prod`")
+    png = png_path.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(png) > 30_000  # two panels of lines and labels, not an empty canvas
+
+
+def test_bad_config_exits_2_naming_file_key_and_fix(tmp_path: Path) -> None:
+    write_stack(tmp_path, "broken", edited(stack_raw("prod"), "serving.quantization", "int3"))
+    result = runner.invoke(app, ["plan", "--stack", "broken", "--stacks-dir", str(tmp_path)])
+    assert result.exit_code == EXIT_BAD_CONFIG
+    assert "Pulumi.broken.yaml" in result.output
+    assert "leanrag:serving.quantization = 'int3'" in result.output
+    assert "choose one of" in result.output
+
+
+def test_unknown_stack_exits_2() -> None:
+    result = runner.invoke(app, ["plan", "--stack", "nope"])
+    assert result.exit_code == EXIT_BAD_CONFIG
+    assert "known stacks" in result.output
+
+
+def test_bad_output_suffix_exits_2_before_writing(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["plan", "--stack", "dev", "--output", str(tmp_path / "p.txt")])
+    assert result.exit_code == EXIT_BAD_CONFIG
+    assert not (tmp_path / "p.txt").exists()
+
+
+def test_workload_that_does_not_fit_exits_3_with_the_fix(tmp_path: Path) -> None:
+    write_stack(tmp_path, "huge", edited(stack_raw("prod"), "workload.concurrentUsers", 5000))
+    result = runner.invoke(app, ["plan", "--stack", "huge", "--stacks-dir", str(tmp_path)])
+    assert result.exit_code == EXIT_DOES_NOT_FIT
+    assert "does not fit" in result.output
+    assert "smallest fix: raise gpuPool.maxNodes to" in result.output

@@ -1,0 +1,237 @@
+"""The deployment plan: every stack plans, the decisions honour the SLOs, misfits name a fix."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra.catalog import MODEL_PRESETS
+from infra.config import validate_stack
+from infra.plan import DeploymentPlan, build_plan
+from infra.report import plan_as_dict, plan_json, plan_markdown
+from infra.stack_source import load_stack
+from tests.conftest import ALL_STACKS, edited, stack_raw
+
+
+def plan_of(raw: dict[str, Any]) -> DeploymentPlan:
+    return build_plan(validate_stack(raw, "stacks/Pulumi.test.yaml"), "test")
+
+
+@pytest.fixture(scope="module")
+def plans() -> dict[str, DeploymentPlan]:
+    return {stack: build_plan(load_stack(stack), stack) for stack in ALL_STACKS}
+
+
+@pytest.mark.parametrize("stack", ALL_STACKS)
+def test_every_stack_plans_and_fits(plans: dict[str, DeploymentPlan], stack: str) -> None:
+    plan = plans[stack]
+    assert plan.fits, plan.problems
+    assert plan.sizing.replicas >= 1
+    assert plan.sizing.gpus == plan.sizing.replicas * plan.vllm.tensor_parallel_size
+    assert plan.sizing.load.itl_p95_ms <= plan.gate.itl_p95_ms
+    assert plan.sizing.load.ttft_unloaded_ms <= plan.gate.ttft_p95_ms
+
+
+@pytest.mark.parametrize("stack", ALL_STACKS)
+def test_vllm_arguments_are_consistent(plans: dict[str, DeploymentPlan], stack: str) -> None:
+    plan = plans[stack]
+    vllm = plan.vllm
+    assert vllm.max_num_batched_tokens >= vllm.max_num_seqs
+    assert vllm.max_model_len >= plan.workload.sequence_tokens
+    assert vllm.max_num_seqs == plan.sizing.replica.concurrency
+    cli = vllm.as_cli()
+    assert cli[cli.index("--max-num-seqs") + 1] == str(vllm.max_num_seqs)
+    assert "--enable-prefix-caching" in cli
+    assert "--enable-chunked-prefill" in cli
+
+
+def test_prod_uses_fp8_everywhere_and_two_replicas(plans: dict[str, DeploymentPlan]) -> None:
+    prod = plans["prod"]
+    cli = prod.vllm.as_cli()
+    assert cli[cli.index("--kv-cache-dtype") + 1] == "fp8"
+    assert cli[cli.index("--gpu-memory-utilization") + 1] == "0.92"
+    assert prod.model.quantization == "fp8"
+    assert prod.model.needs_compression
+    assert prod.autoscaling.min_replicas == 2
+    assert prod.sizing.replicas >= 2
+    assert prod.autoscaling.max_replicas >= prod.sizing.replicas
+
+
+def test_prefill_chunk_keeps_decode_within_itl(plans: dict[str, DeploymentPlan]) -> None:
+    prod = plans["prod"]
+    assert prod.sizing.replica.speed.prefill_step_ms <= prod.gate.itl_p95_ms
+    # Stock vLLM's 8192-token chunk on the same GPU breaks the same target.
+    assert prod.baseline.replica.knobs.max_num_batched_tokens == 8192
+    assert prod.vllm.max_num_batched_tokens < 8192
+
+
+def test_optimized_beats_stock_on_cost_in_prod(plans: dict[str, DeploymentPlan]) -> None:
+    comparison = plans["prod"].comparison
+    assert comparison.throughput_per_gpu_ratio is not None
+    assert comparison.throughput_per_gpu_ratio > 1
+    assert comparison.cost_per_request_ratio == pytest.approx(
+        1 / comparison.throughput_per_gpu_ratio
+    )
+
+
+def test_local_plan_uses_the_cpu_build_and_labels_random_weights(
+    plans: dict[str, DeploymentPlan],
+) -> None:
+    local = plans["local"]
+    assert local.model.random_weights
+    assert "--gpu-memory-utilization" not in local.vllm.as_cli()
+    assert int(local.vllm.environment()["VLLM_CPU_KVCACHE_SPACE"]) >= 1
+    assert "Random-weight model" in plan_markdown(local)
+
+
+def test_autoscaling_and_gate_come_from_the_plan(plans: dict[str, DeploymentPlan]) -> None:
+    dev = plans["dev"]
+    assert dev.autoscaling.enabled
+    assert dev.autoscaling.cooldown_seconds >= 2 * dev.model.load_seconds
+    assert dev.autoscaling.waiting_requests_per_replica >= 1
+    assert dev.gate.ttft_p95_ms == 3000
+    assert dev.gate.predicted_requests_per_s == dev.sizing.requests_per_s
+    assert dev.gate.concurrency == dev.workload.concurrent_users
+    assert dev.gate.shared_prefix_tokens == dev.workload.context_tokens
+
+
+@pytest.mark.parametrize("preset", sorted(p for p in MODEL_PRESETS if "tiny" not in p))
+def test_each_preset_plans_on_h100(preset: str) -> None:
+    plan = plan_of(edited(stack_raw("prod"), "model.preset", preset))
+    assert plan.fits, plan.problems
+    architecture = MODEL_PRESETS[preset].architecture
+    assert architecture.num_attention_heads % plan.vllm.tensor_parallel_size == 0
+    assert plan.vllm.served_model_name == preset
+    assert plan.vllm.max_model_len <= architecture.max_context_tokens
+
+
+def test_70b_is_split_across_gpus() -> None:
+    plan = plan_of(edited(stack_raw("prod"), "model.preset", "llama-3.1-70b-instruct"))
+    assert plan.vllm.tensor_parallel_size > 1
+
+
+def test_pinned_knobs_are_respected() -> None:
+    raw = edited(stack_raw("prod"), "serving.maxNumSeqs", 64)
+    raw = edited(raw, "serving.gpuMemoryUtilization", 0.85)
+    raw = edited(raw, "serving.maxNumBatchedTokens", 4096)
+    plan = plan_of(raw)
+    assert plan.vllm.max_num_seqs == 64
+    assert plan.vllm.gpu_memory_utilization == 0.85
+    assert plan.vllm.max_num_batched_tokens == 4096
+
+
+def test_disabling_chunked_prefill_takes_whole_prompts() -> None:
+    plan = plan_of(edited(stack_raw("dev"), "serving.enableChunkedPrefill", False))
+    assert "--no-enable-chunked-prefill" in plan.vllm.as_cli()
+    assert plan.vllm.max_num_batched_tokens >= plan.vllm.max_model_len
+
+
+# --- workloads that do not fit, each with the smallest fix ----------------------------------
+
+
+def _l4_long_document() -> dict[str, Any]:
+    raw = edited(
+        stack_raw("prod"),
+        "gpuPool",
+        {"gpu": "L4", "instanceType": "g6.xlarge", "gpusPerNode": 1, "minNodes": 1, "maxNodes": 1},
+    )
+    raw = edited(raw, "serving", {"quantization": "fp8", "kvCacheDtype": "auto"})
+    raw = edited(
+        raw,
+        "workload",
+        {
+            "concurrentUsers": 1,
+            "contextTokens": 100_000,
+            "questionTokens": 128,
+            "outputTokens": 128,
+        },
+    )
+    return edited(
+        raw,
+        "slo",
+        {"ttftP95Ms": 120_000, "itlP95Ms": 200, "minThroughputRps": 0, "maxErrorRate": 0.01},
+    )
+
+
+def _70b_pinned_to_one_gpu() -> dict[str, Any]:
+    raw = edited(stack_raw("prod"), "model.preset", "llama-3.1-70b-instruct")
+    raw = edited(raw, "serving.tensorParallelSize", 1)
+    raw = edited(raw, "serving.minReplicas", 1)
+    raw = edited(
+        raw, "workload", {"concurrentUsers": 1, "contextTokens": 40_000, "outputTokens": 256}
+    )
+    raw = edited(raw, "slo.minThroughputRps", 0)
+    return edited(raw, "slo.ttftP95Ms", 20_000)
+
+
+MISFITS = [
+    (
+        "fp8-kv",
+        _l4_long_document,
+        "less than one 131,072-token sequence",
+        "set serving.kvCacheDtype: fp8",
+    ),
+    (
+        "tensor-parallel",
+        _70b_pinned_to_one_gpu,
+        "less than one",
+        "set serving.tensorParallelSize: 2",
+    ),
+    (
+        "max-num-seqs",
+        lambda: edited(stack_raw("dev"), "serving.maxNumSeqs", 1024),
+        "max-num-seqs 1024 exceeds",
+        "lower serving.maxNumSeqs to",
+    ),
+    (
+        "max-context",
+        lambda: edited(stack_raw("dev"), "serving.maxModelLen", 131072),
+        "less than one 131,072-token sequence",
+        "set serving.maxModelLen: ",
+    ),
+    (
+        "more-nodes",
+        lambda: edited(stack_raw("prod"), "workload.concurrentUsers", 5000),
+        "the pool holds 16",
+        "raise gpuPool.maxNodes to ",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("make_raw", "what", "fix"), [m[1:] for m in MISFITS], ids=[m[0] for m in MISFITS]
+)
+def test_workload_that_does_not_fit_names_the_smallest_fix(make_raw, what: str, fix: str) -> None:
+    plan = plan_of(make_raw())
+    assert not plan.fits
+    assert any(what in p.what and p.fix.startswith(fix) for p in plan.problems), plan.problems
+
+
+def test_suggested_fix_really_fits() -> None:
+    broken = plan_of(edited(stack_raw("dev"), "serving.maxModelLen", 131072))
+    shorter = int(broken.problems[0].fix.rsplit(" ", 1)[-1])
+    fixed = plan_of(edited(stack_raw("dev"), "serving.maxModelLen", shorter))
+    assert fixed.fits
+
+
+# --- views ------------------------------------------------------------------------------------
+
+
+def test_plan_json_carries_every_decision(plans: dict[str, DeploymentPlan]) -> None:
+    data = json.loads(plan_json(plans["prod"]))
+    assert data["fits"] is True
+    assert data["vllm"]["cli"] == plans["prod"].vllm.as_cli()
+    assert data["features"]["llmdRouter"] is True
+    assert data["namespaces"]["serving"] == "leanrag-serving"
+    assert data["sizing"]["replica"]["memory"]["kv_cache_tokens"] > 0
+    assert data == plan_as_dict(plans["prod"]) | {"fits": True}
+
+
+def test_plan_markdown_names_sizing_cost_and_args(plans: dict[str, DeploymentPlan]) -> None:
+    text = plan_markdown(plans["prod"])
+    assert "# Deployment plan — stack `prod`" in text
+    assert "65,536 bytes (fp8)" in text
+    assert " ".join(plans["prod"].vllm.as_cli()) in text
+    assert "cost per request" in text or "/request" in text

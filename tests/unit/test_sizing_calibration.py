@@ -1,0 +1,72 @@
+"""The sizing model against vLLM runs measured on an H100.
+
+Reference figures: H100 80GB, Llama-3.1-8B architecture with random weights, vLLM 0.25.1,
+`vllm bench serve` with 2048 input / 256 output tokens (the workplace's shared GPU notes,
+gpu/README.md, measured 2026-11-22). Stock = vLLM defaults (bf16, util 0.9); optimized = FP8
+weights + FP8 KV cache, util 0.92, max-num-seqs 256, max-num-batched-tokens 8192.
+
+Tolerances are the model's stated accuracy: KV-cache capacity ±5 %, throughput ±20 %,
+ITL p95 ±35 %. The post-deploy gate re-checks capacity on every real deployment.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.catalog import ACCELERATORS, MODEL_PRESETS
+from infra.sizing import Workload, kv_cache_capacity, replica_speed, stock_knobs, with_knobs
+
+LLAMA_8B = MODEL_PRESETS["llama-3.1-8b-instruct"].architecture
+H100 = ACCELERATORS["H100-80GB"]
+STOCK = stock_knobs(H100, max_model_len=4096, tensor_parallel_size=1)
+OPTIMIZED = with_knobs(
+    STOCK,
+    quantization="fp8",
+    kv_cache_dtype="fp8",
+    gpu_memory_utilization=0.92,
+    max_num_seqs=256,
+    max_num_batched_tokens=8192,
+)
+RAG_SHAPE = Workload(
+    concurrent_users=128,
+    question_tokens=0,
+    context_tokens=2048,
+    output_tokens=256,
+    shared_prefix_share=0.0,
+)
+
+# (profile, measured KV-cache tokens reported by vLLM at start-up)
+MEASURED_KV_TOKENS = [(STOCK, 462_944), (OPTIMIZED, 1_031_216)]
+# (profile, concurrency, measured req/s, measured ITL p95 ms)
+MEASURED_SPEED = [
+    (STOCK, 32, 8.03, 10.3),
+    (STOCK, 128, 13.39, 196.0),
+    (OPTIMIZED, 32, 12.21, 7.1),
+    (OPTIMIZED, 128, 20.33, 128.3),
+]
+
+
+@pytest.mark.parametrize(("knobs", "measured"), MEASURED_KV_TOKENS, ids=["stock", "fp8"])
+def test_kv_cache_tokens_within_5_percent(knobs, measured: int) -> None:
+    predicted = kv_cache_capacity(LLAMA_8B, H100, knobs).kv_cache_tokens
+    assert predicted == pytest.approx(measured, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("knobs", "concurrency", "measured_rps", "measured_itl_ms"),
+    MEASURED_SPEED,
+    ids=["stock-c32", "stock-c128", "fp8-c32", "fp8-c128"],
+)
+def test_throughput_and_itl_within_stated_accuracy(
+    knobs, concurrency: int, measured_rps: float, measured_itl_ms: float
+) -> None:
+    speed = replica_speed(LLAMA_8B, H100, knobs, RAG_SHAPE, concurrency)
+    assert speed.requests_per_s == pytest.approx(measured_rps, rel=0.20)
+    assert speed.itl_p95_ms == pytest.approx(measured_itl_ms, rel=0.35)
+
+
+def test_model_reproduces_the_measured_optimized_speedup() -> None:
+    stock = replica_speed(LLAMA_8B, H100, STOCK, RAG_SHAPE, 128).requests_per_s
+    optimized = replica_speed(LLAMA_8B, H100, OPTIMIZED, RAG_SHAPE, 128).requests_per_s
+    measured_ratio = 20.33 / 13.39
+    assert optimized / stock == pytest.approx(measured_ratio, rel=0.20)
