@@ -51,6 +51,16 @@ class _Section(BaseModel):
     )
 
 
+class AwsMachineConfig(_Section):
+    """What an OpenShift MachineSet on AWS needs; copy it from an existing worker MachineSet."""
+
+    infrastructure_id: str
+    region: str
+    availability_zone: str
+    ami_id: str = Field(pattern=r"^ami-[0-9a-f]{8,17}$")
+    root_volume_gib: int = Field(default=250, ge=50)
+
+
 class GpuPoolConfig(_Section):
     gpu: str
     instance_type: str | None = None
@@ -59,6 +69,9 @@ class GpuPoolConfig(_Section):
     max_nodes: int = Field(ge=1)
     # Override of the catalog's memory figure (e.g. a MIG slice or the CPU build's budget).
     memory_gib: float | None = Field(default=None, gt=0)
+    aws: AwsMachineConfig | None = None
+    # OpenShift: create the cluster-wide ClusterAutoscaler "default" (only if none exists).
+    cluster_autoscaler: bool = False
 
     @field_validator("gpu")
     @classmethod
@@ -337,6 +350,25 @@ def check_combinations(config: StackConfig) -> list[ConfigProblem]:
                 "the CPU build is for the local stack only; choose a GPU model",
             )
         )
+    if config.platform == "openshift" and pool.aws is None:
+        add(
+            ConfigProblem(
+                key_path("gpuPool", "aws"),
+                MISSING,
+                "OpenShift MachineSets need infrastructureId (oc get infrastructure cluster "
+                "-o jsonpath='{.status.infrastructureName}'), region, availabilityZone and amiId "
+                "(copy them from a worker MachineSet)",
+            )
+        )
+    if config.platform != "openshift" and (pool.aws is not None or pool.cluster_autoscaler):
+        add(
+            ConfigProblem(
+                key_path("gpuPool", "aws" if pool.aws is not None else "clusterAutoscaler"),
+                "set",
+                "MachineSets and the ClusterAutoscaler are OpenShift's; on plain Kubernetes "
+                "create the GPU node group with your cloud tooling (see README) and remove this",
+            )
+        )
     if config.platform == "openshift" and pool.instance_type is None:
         add(
             ConfigProblem(
@@ -526,6 +558,11 @@ def check_combinations(config: StackConfig) -> list[ConfigProblem]:
 
 # --- pydantic errors → ConfigProblem ---------------------------------------------------------
 
+_PATTERN_FIXES = {
+    "kubernetesVersion": 'use the minor version as a quoted string, e.g. "1.31"',
+    "amiId": "use an AMI id such as ami-0123456789abcdef0 (from a worker MachineSet)",
+}
+
 _TYPE_FIXES = {
     "int_type": "use a whole number",
     "int_parsing": "use a whole number",
@@ -568,7 +605,7 @@ def _fix_for(error: Any, loc: tuple[Any, ...]) -> str:
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     if kind == "string_pattern_mismatch":
-        return 'use the minor version as a quoted string, e.g. "1.31"'
+        return _PATTERN_FIXES.get(str(loc[-1]), f"must match the pattern {ctx.get('pattern')}")
     bounds = {
         "greater_than": "> {gt}",
         "greater_than_equal": "≥ {ge}",

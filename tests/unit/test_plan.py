@@ -132,11 +132,10 @@ def test_disabling_chunked_prefill_takes_whole_prompts() -> None:
 
 
 def _l4_long_document() -> dict[str, Any]:
-    raw = edited(
-        stack_raw("prod"),
-        "gpuPool",
-        {"gpu": "L4", "instanceType": "g6.xlarge", "gpusPerNode": 1, "minNodes": 1, "maxNodes": 1},
-    )
+    raw = stack_raw("prod")
+    for key, value in {"gpu": "L4", "instanceType": "g6.xlarge", "gpusPerNode": 1}.items():
+        raw = edited(raw, f"gpuPool.{key}", value)
+    raw = edited(raw, "gpuPool.maxNodes", 1)
     raw = edited(raw, "serving", {"quantization": "fp8", "kvCacheDtype": "auto"})
     raw = edited(
         raw,
