@@ -38,7 +38,7 @@ MALFORMED: list[tuple[str, str, str, Any, str, str]] = [
     ("missing-aws-openshift", "prod", "gpuPool.aws", DELETE, "leanrag:gpuPool.aws",
      "infrastructureId"),
     ("bad-ami", "prod", "gpuPool.aws.amiId", "my-image", "leanrag:gpuPool.aws.amiId",
-     "pattern"),
+     "ami-0123456789abcdef0"),
     ("aws-on-kubernetes", "prod", "platform", "kubernetes", "leanrag:gpuPool.aws",
      "OpenShift's"),
     ("missing-instance-type-openshift", "prod", "gpuPool.instanceType", DELETE,
