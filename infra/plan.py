@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from infra.catalog import ACCELERATORS, GIB, Accelerator, ModelPreset
 from infra.config import (
+    AwsMachineConfig,
     FeaturesConfig,
     ImagesConfig,
     NamespacesConfig,
@@ -41,6 +42,14 @@ KV_CACHE_USAGE_SCALE_THRESHOLD = 0.9
 # Model start-up: engine + CUDA graphs, plus weights pulled at a conservative 0.5 GiB/s.
 STARTUP_FIXED_SECONDS = 90
 STARTUP_SECONDS_PER_WEIGHT_GIB = 2
+# The scheduling contract between GPU nodes and the workloads that need them.
+GPU_POOL_LABEL = "leanrag.io/gpu-pool"
+GPU_TAINT_KEY = "nvidia.com/gpu"
+# Labels every vLLM pod carries, so monitors and autoscalers can find them.
+MODEL_SERVER_LABELS = {"app.kubernetes.io/part-of": "leanrag", "leanrag.io/role": "model-server"}
+OPENSHIFT_THANOS_URL = "https://thanos-querier.openshift-monitoring.svc.cluster.local:9092"
+KUBERNETES_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc.cluster.local:9090"
+MILVUS_NAME = "leanrag-milvus"
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,7 @@ class ModelPlan:
 
 @dataclass(frozen=True)
 class GpuPoolPlan:
+    name: str
     gpu: str
     instance_type: str | None
     gpus_per_node: int
@@ -64,6 +74,20 @@ class GpuPoolPlan:
     max_nodes: int
     memory_gib: float
     is_gpu: bool
+    aws: AwsMachineConfig | None
+    cluster_autoscaler: bool
+    # Nodes of the pool carry these labels and the GPU taint; GPU workloads select and
+    # tolerate them. On plain Kubernetes the node group must be created with both.
+    node_labels: dict[str, str]
+    taint: dict[str, str]
+
+    @property
+    def node_selector(self) -> dict[str, str]:
+        return {GPU_POOL_LABEL: self.name}
+
+    @property
+    def tolerations(self) -> list[dict[str, str]]:
+        return [{"key": self.taint["key"], "operator": "Exists", "effect": self.taint["effect"]}]
 
 
 @dataclass(frozen=True)
@@ -123,6 +147,9 @@ class VllmArgs:
 @dataclass(frozen=True)
 class AutoscalingPlan:
     enabled: bool
+    prometheus_url: str
+    # TriggerAuthentication KEDA uses for Prometheus (OpenShift's Thanos needs a token).
+    trigger_authentication: str | None
     min_replicas: int
     max_replicas: int
     waiting_requests_per_replica: int
@@ -178,6 +205,7 @@ class PlanProblem:
 class DeploymentPlan:
     stack: str
     platform: str
+    serving_api: str
     kubernetes_version: str | None
     namespaces: NamespacesConfig
     features: FeaturesConfig
@@ -194,6 +222,7 @@ class DeploymentPlan:
     autoscaling: AutoscalingPlan
     gate: GatePlan
     curves: CapacityCurves
+    vector_store_uri: str
     problems: tuple[PlanProblem, ...] = field(default_factory=tuple)
 
     @property
@@ -257,15 +286,18 @@ def build_plan(config: StackConfig, stack: str) -> DeploymentPlan:
         load_seconds=round(STARTUP_FIXED_SECONDS + STARTUP_SECONDS_PER_WEIGHT_GIB * weights_gib),
     )
     concurrency = max(sizing.replica.concurrency, 1)
+    pool_name = f"leanrag-{stack}-{accelerator.name.lower()}"
     return DeploymentPlan(
         stack=stack,
         platform=config.platform,
+        serving_api=config.serving.api,
         kubernetes_version=config.kubernetes_version,
         namespaces=config.namespaces,
         features=config.features,
         images=config.images,
         secrets=config.configured_secrets(),
         pool=GpuPoolPlan(
+            name=pool_name,
             gpu=accelerator.name,
             instance_type=config.gpu_pool.instance_type,
             gpus_per_node=config.gpu_pool.gpus_per_node,
@@ -273,6 +305,10 @@ def build_plan(config: StackConfig, stack: str) -> DeploymentPlan:
             max_nodes=config.gpu_pool.max_nodes,
             memory_gib=accelerator.memory_gib,
             is_gpu=accelerator.is_gpu,
+            aws=config.gpu_pool.aws,
+            cluster_autoscaler=config.gpu_pool.cluster_autoscaler,
+            node_labels={GPU_POOL_LABEL: pool_name, "node-role.kubernetes.io/gpu": ""},
+            taint={"key": GPU_TAINT_KEY, "value": "true", "effect": "NoSchedule"},
         ),
         model=model,
         workload=workload,
@@ -285,6 +321,12 @@ def build_plan(config: StackConfig, stack: str) -> DeploymentPlan:
         comparison=_compare(sizing, baseline),
         autoscaling=AutoscalingPlan(
             enabled=config.features.keda,
+            prometheus_url=OPENSHIFT_THANOS_URL
+            if config.platform == "openshift"
+            else KUBERNETES_PROMETHEUS_URL,
+            trigger_authentication="leanrag-prometheus"
+            if config.platform == "openshift" and config.features.keda
+            else None,
             min_replicas=0 if serving.scale_to_zero else max(serving.min_replicas, 1),
             max_replicas=max(sizing.max_replicas, sizing.replicas),
             waiting_requests_per_replica=max(1, math.ceil(0.1 * concurrency)),
@@ -305,6 +347,7 @@ def build_plan(config: StackConfig, stack: str) -> DeploymentPlan:
             capacity_tolerance=CAPACITY_TOLERANCE,
         ),
         curves=_curves(config, knobs, sizing, baseline, accelerator),
+        vector_store_uri=_vector_store_uri(config),
         problems=problems,
     )
 
@@ -510,3 +553,14 @@ def _smallest_fix(
         "no single change fits: choose a GPU with more memory or bandwidth, or lower "
         "workload.concurrentUsers / the SLO targets"
     )
+
+
+def _vector_store_uri(config: StackConfig) -> str:
+    """Where the RAG app finds Milvus: the in-cluster service, an external URI, or a file."""
+    features = config.features
+    if features.milvus == "external":
+        return features.milvus_uri or ""
+    if features.milvus == "lite":
+        return "file://milvus.db"
+    # The Milvus operator names the service <name>-milvus.
+    return f"http://{MILVUS_NAME}-milvus.{config.namespaces.milvus}.svc.cluster.local:19530"

@@ -1,0 +1,108 @@
+"""The unit a builder returns, and how templates become Kubernetes objects."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+import yaml
+
+from infra.stack_source import PROJECT_ROOT
+
+TEMPLATES = PROJECT_ROOT / "templates"
+PART_OF = {"app.kubernetes.io/part-of": "leanrag"}
+# Kinds that must exist before the custom resources of the same concern can be created.
+_FIRST_WAVE = {"Namespace"}
+_SECOND_WAVE = {
+    "OperatorGroup", "Subscription", "ServiceAccount", "Secret", "ConfigMap", "Service",
+    "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HelmChart:
+    """A third-party chart, pinned; recorded as a reference because charts are not fetched here."""
+
+    release: str
+    namespace: str
+    repository: str
+    chart: str
+    version: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "kind": "HelmChartReference",
+            "release": self.release,
+            "namespace": self.namespace,
+            "repository": self.repository,
+            "chart": self.chart,
+            "version": self.version,
+            "values": self.values,
+        }
+
+
+@dataclass(frozen=True)
+class RemoteManifest:
+    """Upstream release YAML applied as published (CRDs without a chart)."""
+
+    name: str
+    url: str
+
+    def reference(self) -> dict[str, Any]:
+        return {"kind": "RemoteManifestReference", "name": self.name, "url": self.url}
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Everything one concern applies, in the order it must be created."""
+
+    concern: str
+    objects: tuple[dict[str, Any], ...] = ()
+    charts: tuple[HelmChart, ...] = ()
+    remote: tuple[RemoteManifest, ...] = ()
+
+    def keys(self) -> list[str]:
+        return [object_key(obj) for obj in self.objects]
+
+
+def wave(obj: dict[str, Any]) -> int:
+    """0: namespaces; 1: operators, accounts and plain config; 2: everything else (CRs, pods)."""
+    kind = obj["kind"]
+    return 0 if kind in _FIRST_WAVE else 1 if kind in _SECOND_WAVE else 2
+
+
+def object_key(obj: dict[str, Any]) -> str:
+    """Stable identity: kind/namespace/name (cluster-scoped objects have no namespace)."""
+    metadata = obj["metadata"]
+    namespace = metadata.get("namespace", "_cluster")
+    return f"{obj['kind'].lower()}/{namespace}/{metadata['name']}"
+
+
+def _environment() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    # Values enter templates as JSON (valid YAML), so no quoting or escaping can go wrong.
+    environment.filters["tojson"] = lambda value: json.dumps(value, sort_keys=True)
+    return environment
+
+
+_ENVIRONMENT = _environment()
+
+
+def render(template: str, **context: Any) -> list[dict[str, Any]]:
+    """Render one template (one or more YAML documents) into Kubernetes objects."""
+    text = _ENVIRONMENT.get_template(template).render(**context)
+    return [document for document in yaml.safe_load_all(text) if document]
+
+
+def render_text(template: str, **context: Any) -> str:
+    return _ENVIRONMENT.get_template(template).render(**context)

@@ -1,0 +1,43 @@
+"""KEDA: Custom Metrics Autoscaler on OpenShift (with Thanos access), the Helm chart elsewhere.
+
+The ScaledObjects themselves belong to serving; this concern makes them possible.
+"""
+
+from __future__ import annotations
+
+from infra.builders.bundle import PART_OF, Bundle, HelmChart, render
+from infra.plan import DeploymentPlan
+from infra.platform_catalog import CUSTOM_METRICS_AUTOSCALER, KEDA_CHART
+
+PROMETHEUS_READER = "leanrag-keda-prometheus"
+
+
+def build(plan: DeploymentPlan) -> Bundle:
+    autoscaling = plan.autoscaling
+    if not autoscaling.enabled or plan.platform == "local":
+        return Bundle(concern="keda")
+    if plan.platform == "openshift":
+        objects = render(
+            "platform/olm-operator.yaml.j2", operator=CUSTOM_METRICS_AUTOSCALER, labels=PART_OF
+        )
+        objects += render(
+            "platform/keda-openshift.yaml.j2",
+            operator_namespace=CUSTOM_METRICS_AUTOSCALER.namespace,
+            namespace=plan.namespaces.serving,
+            account=PROMETHEUS_READER,
+            trigger_authentication=autoscaling.trigger_authentication,
+            labels=PART_OF,
+        )
+        return Bundle(concern="keda", objects=tuple(objects))
+    chart = HelmChart(
+        "keda",
+        "keda",
+        KEDA_CHART.repository,
+        KEDA_CHART.chart,
+        KEDA_CHART.version,
+        {"prometheus": {"operator": {"enabled": True}}},
+    )
+    namespace = render(
+        "platform/namespaces.yaml.j2", namespaces=[{"name": "keda", "labels": PART_OF}]
+    )
+    return Bundle(concern="keda", objects=tuple(namespace), charts=(chart,))

@@ -1,0 +1,20 @@
+"""OpenShift AI: the operator through OLM, then DSCInitialization and DataScienceCluster (v2)."""
+
+from __future__ import annotations
+
+from infra.builders.bundle import PART_OF, Bundle, render
+from infra.plan import DeploymentPlan
+from infra.platform_catalog import OPENSHIFT_AI_OPERATOR
+
+
+def build(plan: DeploymentPlan) -> Bundle:
+    if plan.platform != "openshift":
+        return Bundle(concern="openshift-ai")
+    objects = render(
+        "platform/olm-operator.yaml.j2", operator=OPENSHIFT_AI_OPERATOR, labels=PART_OF
+    )
+    objects += render(
+        "platform/openshift-ai.yaml.j2",
+        llama_stack_state="Managed" if plan.features.llama_stack else "Removed",
+    )
+    return Bundle(concern="openshift-ai", objects=tuple(objects))

@@ -1,0 +1,38 @@
+"""Every concern of a cluster stack, in apply order — shared by `pulumi up` and `render`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from infra.builders import (
+    gpu_nodes,
+    gpu_operator,
+    keda,
+    kserve,
+    llm_d,
+    milvus,
+    namespaces,
+    observability,
+    openshift_ai,
+)
+from infra.builders.bundle import Bundle
+from infra.plan import DeploymentPlan
+
+# (concern, builder); a builder returns an empty bundle when its concern is off for the stack.
+CONCERNS: tuple[tuple[str, Callable[[DeploymentPlan], Bundle]], ...] = (
+    ("namespaces", namespaces.build),
+    ("gpu-nodes", gpu_nodes.build),
+    ("gpu-operator", gpu_operator.build),
+    ("openshift-ai", openshift_ai.build),
+    ("kserve", kserve.build),
+    ("llm-d", llm_d.build),
+    ("keda", keda.build),
+    ("milvus", milvus.build),
+    ("observability", observability.build),
+)
+
+
+def platform_bundles(plan: DeploymentPlan) -> list[Bundle]:
+    """The non-empty bundles of a stack, in apply order."""
+    bundles = [build(plan) for _, build in CONCERNS]
+    return [b for b in bundles if b.objects or b.charts or b.remote]
