@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STACK  ?= local
 STAMP  := $(VENV)/.installed
 
-.PHONY: plan test lint format venv clean
+.PHONY: plan render golden test lint format venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,14 @@ venv: $(STAMP)
 plan: $(STAMP)
 	$(BIN)/leanrag plan --stack $(STACK) --output out/plan-$(STACK).json \
 		--output out/plan-$(STACK).md --plot out/plan-$(STACK).png
+
+## render: write every manifest of a cluster stack (STACK=prod) to out/manifests-<stack>
+render: $(STAMP)
+	$(BIN)/leanrag render --stack $(STACK) --out out/manifests-$(STACK)
+
+## golden: refresh the reviewed prod rendering in tests/golden/prod (review the git diff)
+golden: $(STAMP)
+	$(BIN)/leanrag render --stack prod --out tests/golden/prod
 
 ## test: lint, then every test
 test: $(STAMP) lint

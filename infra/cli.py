@@ -11,6 +11,7 @@ from rich.table import Table
 
 from infra.errors import ConfigError
 from infra.plan import DeploymentPlan, build_plan
+from infra.render import RenderError, render_stack
 from infra.report import plot_plan, write_plan
 from infra.stack_source import STACKS_DIR, load_stack
 
@@ -40,11 +41,7 @@ def plan(
     plot: Annotated[Path | None, typer.Option(help="Draw capacity figures to FILE.png")] = None,
 ) -> None:
     """Print the sizing, cost and vLLM arguments the stack's plan decides."""
-    try:
-        deployment = build_plan(load_stack(stack, stacks_dir), stack)
-    except ConfigError as error:
-        errors.print(f"[bold red]bad configuration[/] {error.message}", highlight=False)
-        raise typer.Exit(EXIT_BAD_CONFIG) from None
+    deployment = _plan_or_exit(stack, stacks_dir)
     for path in output or []:
         if path.suffix not in (".json", ".md"):
             errors.print(f"[bold red]--output {path}[/]: use a .json or .md file name")
@@ -58,6 +55,44 @@ def plan(
         console.print(f"wrote {plot}")
     if not deployment.fits:
         raise typer.Exit(EXIT_DOES_NOT_FIT)
+
+
+@app.command()
+def render(
+    stack: Annotated[str, typer.Option(help="Stack name: stacks/Pulumi.<stack>.yaml")],
+    out: Annotated[Path, typer.Option(help="Folder to write the manifests to (replaced)")],
+    stacks_dir: Annotated[Path, typer.Option(help="Folder holding the stack files")] = STACKS_DIR,
+) -> None:
+    """Write every manifest the stack would apply, one file per resource, for GitOps/review."""
+    deployment = _plan_or_exit(stack, stacks_dir)
+    if deployment.platform == "local":
+        errors.print(f"stack {stack} is the local stack: it has no cluster manifests")
+        raise typer.Exit(EXIT_BAD_CONFIG)
+    if not deployment.fits:
+        _print_problems(deployment)
+        raise typer.Exit(EXIT_DOES_NOT_FIT)
+    try:
+        files = render_stack(deployment, out)
+    except RenderError as error:
+        errors.print(f"[bold red]render[/] {error}", highlight=False)
+        raise typer.Exit(EXIT_BAD_CONFIG) from None
+    console.print(f"wrote {len(files)} manifests for stack {stack} to {out}")
+
+
+def _plan_or_exit(stack: str, stacks_dir: Path) -> DeploymentPlan:
+    try:
+        return build_plan(load_stack(stack, stacks_dir), stack)
+    except ConfigError as error:
+        errors.print(f"[bold red]bad configuration[/] {error.message}", highlight=False)
+        raise typer.Exit(EXIT_BAD_CONFIG) from None
+
+
+def _print_problems(plan: DeploymentPlan) -> None:
+    for problem in plan.problems:
+        errors.print(
+            f"[bold red]does not fit:[/] {problem.what}\n  smallest fix: {problem.fix}",
+            highlight=False,
+        )
 
 
 def _print_plan(plan: DeploymentPlan) -> None:

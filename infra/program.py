@@ -11,8 +11,11 @@ from typing import Any
 
 import pulumi
 
+from infra.builders.stack import DEPENDS_ON, platform_bundles
 from infra.errors import ConfigError
+from infra.k8s_apply import BundleArgs, BundleComponent
 from infra.plan import DeploymentPlan, build_plan
+from infra.platform_components import COMPONENTS
 from infra.report import plan_as_dict
 from infra.stack_source import load_from_pulumi
 
@@ -36,7 +39,18 @@ def plan_from_pulumi() -> DeploymentPlan:
 
 def deploy(plan: DeploymentPlan) -> dict[str, Any]:
     """Create the stack's resources from the plan; return the stack outputs."""
+    components: dict[str, BundleComponent] = {}
+    for bundle in platform_bundles(plan):
+        after = [
+            components[c]
+            for c in ("namespaces", *DEPENDS_ON.get(bundle.concern, ()))
+            if c in components and c != bundle.concern
+        ]
+        components[bundle.concern] = COMPONENTS[bundle.concern](
+            bundle.concern, BundleArgs(bundle), pulumi.ResourceOptions(depends_on=after)
+        )
     return {
+        "platformConcerns": list(components),
         "plan": plan_as_dict(plan),
         "vllmArgs": plan.vllm.as_cli(),
         "replicas": plan.sizing.replicas,

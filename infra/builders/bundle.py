@@ -64,7 +64,7 @@ class Bundle:
     charts: tuple[HelmChart, ...] = ()
     remote: tuple[RemoteManifest, ...] = ()
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         return [object_key(obj) for obj in self.objects]
 
 

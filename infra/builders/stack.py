@@ -32,6 +32,13 @@ CONCERNS: tuple[tuple[str, Callable[[DeploymentPlan], Bundle]], ...] = (
 )
 
 
+# Which concerns must be in place before a concern is applied (besides the namespaces).
+DEPENDS_ON: dict[str, tuple[str, ...]] = {
+    "llm-d": ("openshift-ai", "kserve"),  # Gateway API and LLMInferenceServiceConfig CRDs
+    "observability": ("gpu-operator", "milvus", "openshift-ai", "kserve"),
+}
+
+
 def platform_bundles(plan: DeploymentPlan) -> list[Bundle]:
     """The non-empty bundles of a stack, in apply order."""
     bundles = [build(plan) for _, build in CONCERNS]

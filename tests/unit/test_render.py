@@ -1,0 +1,97 @@
+"""`leanrag render`: one file per resource, stable names, atomic replacement, golden prod."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from infra.builders.stack import platform_bundles
+from infra.cli import EXIT_BAD_CONFIG, EXIT_DOES_NOT_FIT, EXIT_OK, app
+from infra.plan import build_plan
+from infra.render import MARKER, RenderError, render_stack
+from infra.stack_source import load_stack
+from tests.conftest import CLUSTER_STACKS, edited, stack_raw, write_stack
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "prod"
+runner = CliRunner()
+
+
+def rendered(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): p.read_text() for p in sorted(out.rglob("*.yaml"))}
+
+
+@pytest.mark.parametrize("stack", CLUSTER_STACKS)
+def test_render_writes_one_file_per_resource(stack: str, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["render", "--stack", stack, "--out", str(tmp_path / "out")])
+    assert result.exit_code == EXIT_OK, result.output
+    files = rendered(tmp_path / "out")
+    plan = build_plan(load_stack(stack), stack)
+    bundles = platform_bundles(plan)
+    expected = sum(len(b.objects) + len(b.charts) + len(b.remote) for b in bundles)
+    assert len(files) == expected
+    for name, text in files.items():
+        document = yaml.safe_load(text)
+        assert text == yaml.safe_dump(document, sort_keys=True), f"{name} keys are not sorted"
+        if "kind" in document and "metadata" in document:
+            assert Path(name).name.startswith(document["kind"].lower() + ".")
+
+
+def test_prod_rendering_matches_the_reviewed_golden_files(tmp_path: Path) -> None:
+    render_stack(build_plan(load_stack("prod"), "prod"), tmp_path / "prod")
+    assert rendered(tmp_path / "prod") == rendered(GOLDEN), (
+        "the prod rendering changed: run `make golden` and review the diff in tests/golden/prod"
+    )
+
+
+def test_render_replaces_its_own_output_and_drops_stale_files(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    render_stack(build_plan(load_stack("prod"), "prod"), out)
+    stale = out / "05-llm-d" / "gateway.leanrag-serving.old.yaml"
+    stale.write_text("{}\n")
+    render_stack(build_plan(load_stack("dev"), "dev"), out)
+    assert not stale.exists()
+    assert (out / MARKER).read_text() == "stack: dev\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out-")]
+
+
+def test_render_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(RenderError):
+        render_stack(build_plan(load_stack("prod"), "prod"), tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    result = runner.invoke(app, ["render", "--stack", "prod", "--out", str(tmp_path)])
+    assert result.exit_code == EXIT_BAD_CONFIG
+
+
+def test_helm_charts_are_recorded_as_pinned_references(tmp_path: Path) -> None:
+    raw = edited(
+        edited(edited(stack_raw("prod"), "platform", "kubernetes"), "gpuPool.aws"),
+        "gpuPool.clusterAutoscaler",
+    )
+    write_stack(tmp_path, "k8s", raw)
+    result = runner.invoke(
+        app,
+        ["render", "--stack", "k8s", "--stacks-dir", str(tmp_path), "--out", str(tmp_path / "out")],
+    )
+    assert result.exit_code == EXIT_OK, result.output
+    references = [
+        yaml.safe_load(p.read_text()) for p in (tmp_path / "out").rglob("helmchart.*.yaml")
+    ]
+    assert {r["chart"] for r in references} >= {"gpu-operator", "cert-manager", "keda"}
+    assert all(r["version"] and r["repository"] for r in references)
+    assert list((tmp_path / "out").rglob("remote.gateway-api-inference-extension-crds.yaml"))
+
+
+def test_render_refuses_local_and_misfit_stacks(tmp_path: Path) -> None:
+    local = runner.invoke(app, ["render", "--stack", "local", "--out", str(tmp_path / "a")])
+    assert local.exit_code == EXIT_BAD_CONFIG
+    write_stack(tmp_path, "huge", edited(stack_raw("prod"), "workload.concurrentUsers", 5000))
+    huge = runner.invoke(
+        app,
+        ["render", "--stack", "huge", "--stacks-dir", str(tmp_path), "--out", str(tmp_path / "b")],
+    )
+    assert huge.exit_code == EXIT_DOES_NOT_FIT
+    assert not (tmp_path / "b").exists()
