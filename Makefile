@@ -4,15 +4,29 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STACK  ?= local
 STAMP  := $(VENV)/.installed
+# Model work (torch, LLM Compressor) lives in its own environment, as it lives in its own
+# image in the cluster; the Pulumi program's .venv never imports it.
+WL_VENV  ?= .venv-workloads
+WL_STAMP := $(WL_VENV)/.installed
 
-.PHONY: plan render golden test lint format venv clean
+.PHONY: plan render golden test lint format venv workloads-venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[infra,dev]'
 	touch $(STAMP)
 
+$(WL_STAMP): pyproject.toml
+	test -x $(WL_VENV)/bin/python || $(PYTHON) -m venv $(WL_VENV)
+	$(WL_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(WL_VENV)/bin/python -m pip install --quiet -e '.[workloads,dev]'
+	# PyPI's torchvision breaks transformers next to the CPU torch build; nothing here uses it.
+	$(WL_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	touch $(WL_STAMP)
+
 venv: $(STAMP)
+
+workloads-venv: $(WL_STAMP)
 
 ## plan: size and plan a stack (default: the local stack) and draw its figure
 plan: $(STAMP)
@@ -27,9 +41,10 @@ render: $(STAMP)
 golden: $(STAMP)
 	$(BIN)/leanrag render --stack prod --out tests/golden/prod
 
-## test: lint, then every test
-test: $(STAMP) lint
-	$(BIN)/python -m pytest
+## test: lint, then every test (platform tests in .venv, workload tests in .venv-workloads)
+test: $(STAMP) $(WL_STAMP) lint
+	$(BIN)/python -m pytest --ignore=tests/workloads
+	$(WL_VENV)/bin/python -m pytest tests/workloads
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -40,4 +55,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(WL_VENV) out .pytest_cache .ruff_cache

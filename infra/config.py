@@ -135,6 +135,21 @@ class ServingConfig(_Section):
     min_replicas: int = Field(default=1, ge=0)
     max_replicas: int | None = Field(default=None, ge=1)
     scale_to_zero: bool = False
+    # GPTQ schemes calibrate on real text: a pvc:// or s3:// folder of documents (the corpus
+    # you ingest) or JSONL file, fetched like the model.
+    calibration_uri: str | None = None
+    # Size of the PVC that holds the compressed checkpoint (default: 1.5 × both checkpoints).
+    model_volume_gib: int | None = Field(default=None, ge=1)
+    # Deploy stock vLLM (bf16, default settings) beside the optimized service for the gate's
+    # before/after measurement.
+    baseline_comparison: bool = False
+
+    @field_validator("calibration_uri")
+    @classmethod
+    def _calibration_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("pvc://", "s3://")):
+            raise ValueError("use pvc://<claim>/<path> or s3://<bucket>/<path>")
+        return value
 
 
 class WorkloadConfig(_Section):
@@ -193,8 +208,12 @@ class ImagesConfig(_Section):
     ingest: str
     benchmark: str
     llama_stack: str
+    # Fetches models and calibration data (hf://, s3://, oci://) exactly as KServe does.
+    storage_initializer: str = "docker.io/kserve/storage-initializer:v0.20.0"
 
-    @field_validator("vllm", "quantize", "ingest", "benchmark", "llama_stack")
+    @field_validator(
+        "vllm", "quantize", "ingest", "benchmark", "llama_stack", "storage_initializer"
+    )
     @classmethod
     def _pinned(cls, value: str) -> str:
         match = _IMAGE.match(value)
@@ -443,6 +462,28 @@ def check_combinations(config: StackConfig) -> list[ConfigProblem]:
                 workload.context_tokens,
                 f"question + context + output = {sequence_tokens} tokens exceeds the "
                 f"{context_limit}-token context; retrieve fewer or shorter chunks",
+            )
+        )
+    if (
+        cluster
+        and serving.quantization in ("int8-w8a8", "w4a16")
+        and serving.calibration_uri is None
+    ):
+        add(
+            ConfigProblem(
+                key_path("serving", "calibrationUri"),
+                MISSING,
+                f"{serving.quantization} is fitted by GPTQ on real text: set "
+                "pvc://<claim>/<folder> or s3://<bucket>/<folder> holding documents like the "
+                "ones you ingest (or choose fp8, which needs none)",
+            )
+        )
+    if config.model.uri is not None and config.model.uri.startswith("local://") and cluster:
+        add(
+            ConfigProblem(
+                key_path("model", "uri"),
+                config.model.uri,
+                "local:// models exist only on one host; use hf://, s3://, pvc:// or oci://",
             )
         )
     if (

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.builders.bundle import Bundle, HelmChart, RemoteManifest, object_key, wave
+from infra.builders.bundle import WAVES, Bundle, HelmChart, RemoteManifest, object_key, wave
 
 _BUILTINS: dict[tuple[str, str], Any] = {
     ("v1", "Namespace"): k8s.core.v1.Namespace,
@@ -20,6 +20,7 @@ _BUILTINS: dict[tuple[str, str], Any] = {
     ("v1", "Secret"): k8s.core.v1.Secret,
     ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
     ("v1", "Service"): k8s.core.v1.Service,
+    ("v1", "PersistentVolumeClaim"): k8s.core.v1.PersistentVolumeClaim,
     ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
     ("batch/v1", "Job"): k8s.batch.v1.Job,
     ("policy/v1", "PodDisruptionBudget"): k8s.policy.v1.PodDisruptionBudget,
@@ -102,14 +103,16 @@ class BundleComponent(pulumi.ComponentResource):
     ) -> None:
         super().__init__(self.TYPE, name, None, opts)
         bundle = args.bundle
-        by_wave: dict[int, list[pulumi.Resource]] = {0: [], 1: [], 2: []}
+        by_wave: dict[int, list[pulumi.Resource]] = {level: [] for level in WAVES}
+        prepared = self.prepare(args)
 
         def child_opts(level: int) -> pulumi.ResourceOptions:
             earlier = [r for w in range(level) for r in by_wave[w]]
-            return pulumi.ResourceOptions(parent=self, depends_on=earlier)
+            after = earlier + (prepared if level > 0 else [])
+            return pulumi.ResourceOptions(parent=self, depends_on=after)
 
         self.resources: dict[str, pulumi.Resource] = {}
-        for level in (0, 1, 2):
+        for level in WAVES:
             for obj in (o for o in bundle.objects if wave(o) == level):
                 resource = create_object(obj, child_opts(level))
                 self.resources[object_key(obj)] = resource
@@ -124,3 +127,7 @@ class BundleComponent(pulumi.ComponentResource):
                     self.resources[f"remote/{manifest.name}"] = resource
                     by_wave[1].append(resource)
         self.register_outputs({"resources": sorted(self.resources)})
+
+    def prepare(self, args: BundleArgs) -> list[pulumi.Resource]:
+        """Children that must exist before the bundle's objects (none by default)."""
+        return []

@@ -52,6 +52,9 @@ KUBERNETES_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc.cluster.l
 MILVUS_NAME = "leanrag-milvus"
 
 
+MODEL_VOLUME = "leanrag-models"
+
+
 @dataclass(frozen=True)
 class ModelPlan:
     name: str
@@ -62,6 +65,11 @@ class ModelPlan:
     weights_gib: float
     source_weights_gib: float
     load_seconds: int
+    # Where vLLM loads the served weights from: the compressed checkpoint on the model
+    # volume, or the source itself when nothing is compressed.
+    checkpoint_uri: str
+    model_volume_gib: int
+    calibration_uri: str | None
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,16 @@ class VllmArgs:
         )
         return args
 
+    def server_args(self) -> list[str]:
+        """The tuning flags alone, for runtimes that supply the model path and name."""
+        skip = {"--model", "--served-model-name"}
+        cli = self.as_cli()
+        return [
+            arg
+            for i, arg in enumerate(cli)
+            if arg not in skip and (i == 0 or cli[i - 1] not in skip)
+        ]
+
     def environment(self) -> dict[str, str]:
         if self.cpu_kv_cache_space_gib is None:
             return {}
@@ -206,6 +224,7 @@ class DeploymentPlan:
     stack: str
     platform: str
     serving_api: str
+    baseline_comparison: bool
     kubernetes_version: str | None
     namespaces: NamespacesConfig
     features: FeaturesConfig
@@ -275,15 +294,24 @@ def build_plan(config: StackConfig, stack: str) -> DeploymentPlan:
     baseline_knobs = stock_knobs(accelerator, knobs.max_model_len, knobs.tensor_parallel_size)
     baseline = size(baseline_knobs)
     weights_gib = weight_bytes(architecture, knobs.quantization) / GIB
+    source_gib = weight_bytes(architecture, "none") / GIB
+    compressed = knobs.quantization != "none"
     model = ModelPlan(
         name=preset.name,
         source_uri=preset.uri,
         random_weights=preset.random_weights,
         quantization=knobs.quantization,
-        needs_compression=knobs.quantization != "none",
+        needs_compression=compressed,
         weights_gib=weights_gib,
-        source_weights_gib=weight_bytes(architecture, "none") / GIB,
+        source_weights_gib=source_gib,
         load_seconds=round(STARTUP_FIXED_SECONDS + STARTUP_SECONDS_PER_WEIGHT_GIB * weights_gib),
+        checkpoint_uri=f"pvc://{MODEL_VOLUME}/{preset.name}-{knobs.quantization}"
+        if compressed
+        else preset.uri,
+        # Source and checkpoint side by side, with room for the next compression.
+        model_volume_gib=serving.model_volume_gib
+        or max(10, math.ceil(1.5 * (source_gib + weights_gib) / 10) * 10),
+        calibration_uri=serving.calibration_uri,
     )
     concurrency = max(sizing.replica.concurrency, 1)
     pool_name = f"leanrag-{stack}-{accelerator.name.lower()}"
@@ -291,6 +319,7 @@ def build_plan(config: StackConfig, stack: str) -> DeploymentPlan:
         stack=stack,
         platform=config.platform,
         serving_api=config.serving.api,
+        baseline_comparison=config.serving.baseline_comparison,
         kubernetes_version=config.kubernetes_version,
         namespaces=config.namespaces,
         features=config.features,

@@ -6,7 +6,13 @@ plan; `leanrag render` writes the very same bundles as files.
 
 from __future__ import annotations
 
-from infra.k8s_apply import BundleComponent
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.builders.serving import MODEL_HUB_SECRET, S3_SECRET
+from infra.k8s_apply import BundleArgs, BundleComponent
 
 
 class StackNamespaces(BundleComponent):
@@ -63,6 +69,45 @@ class Observability(BundleComponent):
     TYPE = "leanrag:platform:Observability"
 
 
+@dataclass(frozen=True)
+class ServingArgs(BundleArgs):
+    """The serving bundle plus the secret values Pulumi holds (never in the bundle or render)."""
+
+    namespace: str = ""
+    secrets: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+
+
+class ModelServing(BundleComponent):
+    """Quantize Job, vLLM service(s) with probes, PDB and KEDA scaling, model-hub/S3 secrets."""
+
+    TYPE = "leanrag:serving:ModelServing"
+
+    def prepare(self, args: BundleArgs) -> list[pulumi.Resource]:
+        assert isinstance(args, ServingArgs)
+        layout = {
+            MODEL_HUB_SECRET: {"token": "modelHubToken"},
+            S3_SECRET: {
+                "AWS_ACCESS_KEY_ID": "s3AccessKeyId",
+                "AWS_SECRET_ACCESS_KEY": "s3SecretAccessKey",
+            },
+        }
+        created: list[pulumi.Resource] = []
+        for secret_name, keys in layout.items():
+            values = {
+                key: args.secrets[config] for key, config in keys.items() if config in args.secrets
+            }
+            if values:
+                created.append(
+                    k8s.core.v1.Secret(
+                        f"secret-{args.namespace}-{secret_name}",
+                        metadata={"name": secret_name, "namespace": args.namespace},
+                        string_data=values,
+                        opts=pulumi.ResourceOptions(parent=self),
+                    )
+                )
+        return created
+
+
 COMPONENTS: dict[str, type[BundleComponent]] = {
     "namespaces": StackNamespaces,
     "gpu-nodes": GpuNodePool,
@@ -73,4 +118,5 @@ COMPONENTS: dict[str, type[BundleComponent]] = {
     "keda": Keda,
     "milvus": Milvus,
     "observability": Observability,
+    "serving": ModelServing,
 }

@@ -15,7 +15,7 @@ from infra.builders.stack import DEPENDS_ON, platform_bundles
 from infra.errors import ConfigError
 from infra.k8s_apply import BundleArgs, BundleComponent
 from infra.plan import DeploymentPlan, build_plan
-from infra.platform_components import COMPONENTS
+from infra.platform_components import COMPONENTS, ServingArgs
 from infra.report import plan_as_dict
 from infra.stack_source import load_from_pulumi
 
@@ -46,8 +46,13 @@ def deploy(plan: DeploymentPlan) -> dict[str, Any]:
             for c in ("namespaces", *DEPENDS_ON.get(bundle.concern, ()))
             if c in components and c != bundle.concern
         ]
+        args = (
+            ServingArgs(bundle, plan.namespaces.serving, _secret_values(plan))
+            if bundle.concern == "serving"
+            else BundleArgs(bundle)
+        )
         components[bundle.concern] = COMPONENTS[bundle.concern](
-            bundle.concern, BundleArgs(bundle), pulumi.ResourceOptions(depends_on=after)
+            bundle.concern, args, pulumi.ResourceOptions(depends_on=after)
         )
     return {
         "platformConcerns": list(components),
@@ -58,6 +63,12 @@ def deploy(plan: DeploymentPlan) -> dict[str, Any]:
         "predictedRequestsPerSecond": plan.gate.predicted_requests_per_s,
         "costPerRequestUsd": plan.sizing.cost_per_request_usd,
     }
+
+
+def _secret_values(plan: DeploymentPlan) -> dict[str, pulumi.Output[str]]:
+    """The secret values themselves, read only here, only as Pulumi secrets."""
+    config = pulumi.Config("leanrag")
+    return {name: config.require_secret(name) for name in plan.secrets}
 
 
 def main() -> None:

@@ -17,8 +17,11 @@ PART_OF = {"app.kubernetes.io/part-of": "leanrag"}
 _FIRST_WAVE = {"Namespace"}
 _SECOND_WAVE = {
     "OperatorGroup", "Subscription", "ServiceAccount", "Secret", "ConfigMap", "Service",
-    "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding",
+    "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "PersistentVolumeClaim",
 }  # fmt: skip
+# One-off preparation (model compression) that the long-running objects wait for.
+_THIRD_WAVE = {"Job"}
+WAVES = (0, 1, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,13 @@ class Bundle:
 
 
 def wave(obj: dict[str, Any]) -> int:
-    """0: namespaces; 1: operators, accounts and plain config; 2: everything else (CRs, pods)."""
+    """0 namespaces; 1 operators, accounts, config, volumes; 2 Jobs; 3 everything else."""
     kind = obj["kind"]
-    return 0 if kind in _FIRST_WAVE else 1 if kind in _SECOND_WAVE else 2
+    if kind in _FIRST_WAVE:
+        return 0
+    if kind in _SECOND_WAVE:
+        return 1
+    return 2 if kind in _THIRD_WAVE else 3
 
 
 def object_key(obj: dict[str, Any]) -> str:

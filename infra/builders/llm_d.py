@@ -18,7 +18,7 @@ from infra.platform_catalog import EPP_IMAGE
 GATEWAY = "leanrag-inference"
 ROUTER_CONFIG = "leanrag-router"
 POOL = "leanrag-pool"
-MODEL_PORT = 8000
+MODEL_PORT = 8080  # the classic InferenceService's vLLM runtime port
 # Prefix-cache hits dominate RAG (the same retrieved chunks recur); load breaks ties.
 WEIGHTS = {"prefix": 3, "queue": 1, "kv_cache": 1}
 _GATEWAY_CONTROLLERS = {

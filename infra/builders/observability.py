@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from infra.builders import gpu_operator, milvus
+from infra.builders import gpu_operator, milvus, serving
 from infra.builders.bundle import PART_OF, Bundle, render, render_text
 from infra.plan import MILVUS_NAME, MODEL_SERVER_LABELS, DeploymentPlan
 
-METRICS_PORT = 8000
 GPU_IDLE_PERCENT = 40
 GPU_IDLE_FOR = "30m"
 KV_CACHE_ALERT = 0.9
@@ -125,6 +124,7 @@ def _dashboard(plan: DeploymentPlan) -> str:
 def build(plan: DeploymentPlan) -> Bundle:
     if plan.platform == "local":
         return Bundle(concern="observability")
+    metrics_port, metrics_scheme = serving.metrics_endpoint(plan)
     objects = render(
         "platform/observability.yaml.j2",
         labels=PART_OF,
@@ -135,9 +135,9 @@ def build(plan: DeploymentPlan) -> Bundle:
         milvus_name=MILVUS_NAME,
         milvus_in_cluster=milvus.in_cluster(plan),
         model_server_labels=MODEL_SERVER_LABELS,
-        metrics_port=METRICS_PORT,
+        metrics_port=metrics_port,
         # LLMInferenceService pods serve vLLM over TLS with a self-signed certificate.
-        metrics_scheme="https" if plan.serving_api == "llminferenceservice" else "http",
+        metrics_scheme=metrics_scheme,
         serving_alerts=_serving_alerts(plan),
         gpu_alerts=_gpu_alerts(),
         dashboard_labels={**PART_OF, "grafana_dashboard": "1"},

@@ -14,6 +14,7 @@ from infra.builders import (
     namespaces,
     observability,
     openshift_ai,
+    serving,
 )
 from infra.builders.bundle import Bundle
 from infra.plan import DeploymentPlan
@@ -29,6 +30,7 @@ CONCERNS: tuple[tuple[str, Callable[[DeploymentPlan], Bundle]], ...] = (
     ("keda", keda.build),
     ("milvus", milvus.build),
     ("observability", observability.build),
+    ("serving", serving.build),
 )
 
 
@@ -36,6 +38,8 @@ CONCERNS: tuple[tuple[str, Callable[[DeploymentPlan], Bundle]], ...] = (
 DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "llm-d": ("openshift-ai", "kserve"),  # Gateway API and LLMInferenceServiceConfig CRDs
     "observability": ("gpu-operator", "milvus", "openshift-ai", "kserve"),
+    # GPUs, the serving platform, the router preset and KEDA must all exist first.
+    "serving": ("gpu-nodes", "gpu-operator", "openshift-ai", "kserve", "llm-d", "keda"),
 }
 
 

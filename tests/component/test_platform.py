@@ -26,7 +26,12 @@ class Recorded:
     bundles: list[Any] = field(default_factory=list)
 
 
-def run_stack(stack: str, raw: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Recorded:
+def run_stack(
+    stack: str,
+    raw: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    secret_keys: tuple[str, ...] = (),
+) -> Recorded:
     """Run the real program under mocks, recording parents and dependencies as they are set."""
     names: dict[int, str] = {}
     recorded: Recorded | None = None
@@ -36,7 +41,8 @@ def run_stack(stack: str, raw: dict[str, Any], monkeypatch: pytest.MonkeyPatch) 
             resource = create(item, opts)
             key = key_of(item)
             names[id(resource)] = key
-            recorded.children[key] = (opts.parent, [names[id(d)] for d in opts.depends_on])
+            deps = [names.get(id(d), f"prepared:{d._name}") for d in opts.depends_on]
+            recorded.children[key] = (opts.parent, deps)
             return resource
 
         return wrapper
@@ -73,7 +79,7 @@ def run_stack(stack: str, raw: dict[str, Any], monkeypatch: pytest.MonkeyPatch) 
     @pulumi.runtime.test
     def run() -> None:
         nonlocal recorded
-        recorded = Recorded(mocks=start(stack, raw))
+        recorded = Recorded(mocks=start(stack, raw, secret_keys))
         plan = plan_from_pulumi()
         recorded.bundles = platform_bundles(plan)
         recorded.outputs = deploy(plan)
@@ -192,3 +198,38 @@ def test_standalone_inference_pool_replaces_the_router_preset(monkeypatch) -> No
     assert "kubernetes:inference.networking.k8s.io/v1:InferencePool" in types
     assert "kubernetes:apps/v1:Deployment" in types
     assert "kubernetes:serving.kserve.io/v1alpha2:LLMInferenceServiceConfig" not in types
+
+
+def test_serving_waits_for_compression_and_creates_secrets_from_pulumi(monkeypatch) -> None:
+    raw = edited(stack_raw("prod"), "modelHubToken", "hf_from_pulumi_secret")
+    recorded = run_stack("prod", raw, monkeypatch, secret_keys=("modelHubToken",))
+    secrets = [r for r in recorded.mocks.resources if r.typ == "kubernetes:core/v1:Secret"]
+    assert [s.inputs["metadata"]["name"] for s in secrets] == ["leanrag-model-hub"]
+    from pulumi.runtime import rpc
+
+    envelope = secrets[0].inputs["stringData"]
+    # The value reaches the provider still wrapped as a Pulumi secret (encrypted in state).
+    assert envelope[rpc._special_sig_key] == rpc._special_secret_sig
+    assert envelope["value"] == {"token": "hf_from_pulumi_secret"}
+    _, job_deps = recorded.children["job/leanrag-serving/leanrag-quantize"]
+    assert "persistentvolumeclaim/leanrag-serving/leanrag-models" in job_deps
+    assert any(d.startswith("prepared:secret-leanrag-serving-leanrag-model-hub") for d in job_deps)
+    _, service_deps = recorded.children["llminferenceservice/leanrag-serving/leanrag-llm"]
+    assert "job/leanrag-serving/leanrag-quantize" in service_deps
+    serving_after = recorded.component_deps["serving"]
+    assert {"gpu-nodes", "gpu-operator", "openshift-ai", "llm-d", "keda"} <= set(serving_after)
+
+
+def test_rendered_manifests_never_hold_secret_values(tmp_path) -> None:
+    from infra.plan import build_plan
+    from infra.render import render_stack
+    from infra.stack_source import load_stack_file
+    from tests.conftest import write_stack
+
+    path = write_stack(tmp_path, "withsecret", stack_raw("prod"))
+    path.write_text(path.read_text() + "  leanrag:modelHubToken:\n    secure: v1:ciphertext\n")
+    plan = build_plan(load_stack_file(path), "withsecret")
+    files = render_stack(plan, tmp_path / "out")
+    kinds = {f.name.split(".")[0] for f in files}
+    assert "secret" not in kinds
+    assert not any("ciphertext" in f.read_text() for f in files)

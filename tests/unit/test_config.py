@@ -92,7 +92,7 @@ MALFORMED: list[tuple[str, str, str, Any, str, str]] = [
     ("unknown-top-level-key", "prod", "replicaCount", 3, "leanrag:replicaCount",
      "unknown key"),
     ("unknown-nested-key", "prod", "serving.maxBatchSize", 64, "leanrag:serving.maxBatchSize",
-     "known keys here: api, enableChunkedPrefill"),
+     "known keys here: api, baselineComparison, calibrationUri"),
     ("snake-case-key", "prod", "gpuPool.gpus_per_node", 8, "leanrag:gpuPool.gpus_per_node",
      "gpusPerNode"),
     # impossible combinations

@@ -1,0 +1,333 @@
+"""Model serving: compress once (a Job), serve with the plan's vLLM arguments, scale on vLLM.
+
+Primary path: LLMInferenceService (KServe + llm-d, native KEDA scaling). Fallback: a vLLM
+ServingRuntime + InferenceService with a KEDA ScaledObject. With `baselineComparison`, stock
+vLLM (bf16 source weights, default settings) runs beside it for the gate's before/after.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from infra.builders.bundle import PART_OF, Bundle, render
+from infra.builders.llm_d import MODEL_PORT as ISVC_PORT
+from infra.builders.llm_d import ROUTER_CONFIG
+from infra.plan import MODEL_SERVER_LABELS, MODEL_VOLUME, DeploymentPlan, VllmArgs
+
+SERVICE = "leanrag-llm"
+BASELINE = "leanrag-llm-baseline"
+QUANTIZE_JOB = "leanrag-quantize"
+MODEL_HUB_SECRET = "leanrag-model-hub"
+S3_SECRET = "leanrag-s3"
+RUNTIME = "leanrag-vllm"
+LLMISVC_PORT = 8000  # LLMInferenceService's vLLM listens here, over TLS
+PROBE_PERIOD_S = 10
+KEDA_POLLING_S = 15
+
+
+def metrics_endpoint(plan: DeploymentPlan) -> tuple[int, str]:
+    """Port and scheme where the serving pods expose vLLM's /metrics."""
+    if plan.serving_api == "llminferenceservice":
+        return LLMISVC_PORT, "https"
+    return ISVC_PORT, "http"
+
+
+def pod_labels(profile: str) -> dict[str, str]:
+    return {**MODEL_SERVER_LABELS, "leanrag.io/profile": profile}
+
+
+def build(plan: DeploymentPlan) -> Bundle:
+    if plan.platform == "local":
+        return Bundle(concern="serving")
+    objects: list[dict[str, Any]] = []
+    if plan.model.needs_compression:
+        objects += render(
+            "serving/model-volume.yaml.j2",
+            name=MODEL_VOLUME,
+            namespace=plan.namespaces.serving,
+            labels=PART_OF,
+            size=f"{plan.model.model_volume_gib}Gi",
+        )
+        objects += _quantize_job(plan)
+    objects += _service(
+        plan,
+        SERVICE,
+        "optimized",
+        plan.vllm,
+        plan.model.checkpoint_uri,
+        autoscaled=plan.autoscaling.enabled,
+    )
+    objects += render(
+        "serving/pdb.yaml.j2",
+        name=SERVICE,
+        namespace=plan.namespaces.serving,
+        labels=PART_OF,
+        selector=pod_labels("optimized"),
+    )
+    if plan.baseline_comparison:
+        objects += _service(
+            plan, BASELINE, "baseline", plan.baseline_vllm, plan.model.source_uri, autoscaled=False
+        )
+    return Bundle(concern="serving", objects=tuple(objects))
+
+
+def _service(
+    plan: DeploymentPlan,
+    name: str,
+    profile: str,
+    vllm: VllmArgs,
+    model_uri: str,
+    autoscaled: bool,
+) -> list[dict[str, Any]]:
+    namespace = plan.namespaces.serving
+    served_name = (
+        vllm.served_model_name if profile == "optimized" else f"{vllm.served_model_name}-baseline"
+    )
+    scaling = _scaling(plan, served_name) if autoscaled else None
+    replicas = plan.sizing.replicas if profile == "optimized" else 1
+    common = {
+        "name": name,
+        "namespace": namespace,
+        "labels": PART_OF,
+        "pod_labels": pod_labels(profile),
+        "image": plan.images.vllm if plan.images else "",
+        "node_selector": plan.pool.node_selector,
+        "tolerations": plan.pool.tolerations,
+        "resources": _resources(plan, vllm.tensor_parallel_size),
+        "env": [_secret_env("HF_TOKEN", MODEL_HUB_SECRET, "token")],
+        "model_uri": model_uri,
+        "replicas": replicas,
+    }
+    if plan.serving_api == "llminferenceservice":
+        router = plan.features.llmd_router and profile == "optimized"
+        return render(
+            "serving/llminferenceservice.yaml.j2",
+            **common,
+            served_name=served_name,
+            tensor_parallel=vllm.tensor_parallel_size,
+            base_refs=[{"name": ROUTER_CONFIG}] if router else [],
+            router=router,
+            scaling=scaling,
+            args=vllm.server_args(),
+            probes=_probes(plan.model.load_seconds, LLMISVC_PORT, "HTTPS"),
+        )
+    args = [
+        "--model=/mnt/models",
+        f"--served-model-name={served_name}",
+        f"--port={ISVC_PORT}",
+        *vllm.server_args(),
+    ]
+    objects = render(
+        "serving/inferenceservice.yaml.j2",
+        **common,
+        runtime=f"{RUNTIME}-{profile}",
+        port=ISVC_PORT,
+        args=args,
+        probes=_probes(plan.model.load_seconds, ISVC_PORT, "HTTP"),
+    )
+    if scaling is not None:
+        objects += render(
+            "serving/scaledobject.yaml.j2",
+            name=name,
+            namespace=namespace,
+            labels=PART_OF,
+            target=f"{name}-predictor",
+            scaling=scaling,
+        )
+    return objects
+
+
+def _scaling(plan: DeploymentPlan, served_name: str) -> dict[str, Any]:
+    """KEDA on vLLM's queue depth per replica and KV-cache usage, bounded by the plan."""
+    autoscaling = plan.autoscaling
+    namespace = plan.namespaces.serving
+    selector = f'namespace="{namespace}",model_name="{served_name}"'
+    base_metadata: dict[str, str] = {"serverAddress": autoscaling.prometheus_url}
+    auth: dict[str, Any] = {}
+    if autoscaling.trigger_authentication:
+        # OpenShift's Thanos querier: bearer token + tenancy by namespace.
+        base_metadata |= {"authModes": "bearer", "namespace": namespace}
+        auth = {
+            "authenticationRef": {
+                "name": autoscaling.trigger_authentication,
+                "kind": "TriggerAuthentication",
+            }
+        }
+    triggers = [
+        {
+            "type": "prometheus",
+            "name": "waiting-requests",
+            "metricType": "AverageValue",
+            "metadata": base_metadata
+            | {
+                "query": f"sum(vllm:num_requests_waiting{{{selector}}})",
+                "threshold": str(autoscaling.waiting_requests_per_replica),
+            },
+            **auth,
+        },
+        {
+            "type": "prometheus",
+            "name": "kv-cache-usage",
+            "metricType": "Value",
+            "metadata": base_metadata
+            | {
+                "query": f"avg(vllm:kv_cache_usage_perc{{{selector}}})",
+                "threshold": f"{autoscaling.kv_cache_usage_threshold:g}",
+            },
+            **auth,
+        },
+    ]
+    keda: dict[str, Any] = {
+        "pollingInterval": KEDA_POLLING_S,
+        # Longer than a model load, so a replica is never removed while its peer still starts.
+        "cooldownPeriod": autoscaling.cooldown_seconds,
+        "initialCooldownPeriod": plan.model.load_seconds,
+        "triggers": triggers,
+    }
+    if autoscaling.min_replicas == 0:
+        keda["idleReplicaCount"] = 0
+    return {
+        "minReplicas": autoscaling.min_replicas,
+        "maxReplicas": autoscaling.max_replicas,
+        "keda": keda,
+    }
+
+
+def _probes(load_seconds: int, port: int, scheme: str) -> dict[str, dict[str, Any]]:
+    health = {"path": "/health", "port": port, "scheme": scheme}
+    return {
+        # Twice the expected load time before the kubelet gives up on a starting replica.
+        "startup": {
+            "httpGet": health,
+            "periodSeconds": PROBE_PERIOD_S,
+            "timeoutSeconds": 5,
+            "failureThreshold": math.ceil(2 * load_seconds / PROBE_PERIOD_S),
+        },
+        "readiness": {
+            "httpGet": health,
+            "periodSeconds": PROBE_PERIOD_S,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "liveness": {
+            "httpGet": health,
+            "periodSeconds": 30,
+            "timeoutSeconds": 10,
+            "failureThreshold": 5,
+        },
+    }
+
+
+def _resources(plan: DeploymentPlan, gpus: int) -> dict[str, Any]:
+    # Host memory: the weights pass through it while loading, plus vLLM's own process.
+    memory_gib = math.ceil(plan.model.source_weights_gib / max(gpus, 1)) + 16
+    return {
+        "requests": {"cpu": str(4 * gpus), "memory": f"{memory_gib}Gi", "nvidia.com/gpu": gpus},
+        "limits": {"cpu": str(8 * gpus), "memory": f"{2 * memory_gib}Gi", "nvidia.com/gpu": gpus},
+    }
+
+
+def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": True}},
+    }
+
+
+def _quantize_job(plan: DeploymentPlan) -> list[dict[str, Any]]:
+    model = plan.model
+    images = plan.images
+    assert images is not None  # cluster stacks are validated to have images
+    checkpoint_path = "/mnt/models/" + model.checkpoint_uri.removeprefix(f"pvc://{MODEL_VOLUME}/")
+    fetchers: list[dict[str, Any]] = []
+    mounts = [{"name": "models", "mountPath": "/mnt/models"}]
+    volumes: list[dict[str, Any]] = [
+        {"name": "models", "persistentVolumeClaim": {"claimName": MODEL_VOLUME}}
+    ]
+    model_path = _fetch(
+        model.source_uri,
+        "source",
+        images.storage_initializer,
+        fetchers,
+        mounts,
+        volumes,
+        size_gib=math.ceil(1.2 * model.source_weights_gib) + 1,
+    )
+    args = ["--model", model_path, "--output", checkpoint_path, "--scheme", model.quantization]
+    if model.calibration_uri:
+        args += [
+            "--calibration",
+            _fetch(
+                model.calibration_uri,
+                "calibration",
+                images.storage_initializer,
+                fetchers,
+                mounts,
+                volumes,
+                size_gib=5,
+            ),
+        ]
+    memory_gib = math.ceil(1.5 * model.source_weights_gib) + 16
+    return render(
+        "serving/quantize-job.yaml.j2",
+        name=QUANTIZE_JOB,
+        namespace=plan.namespaces.serving,
+        labels={**PART_OF, "leanrag.io/role": "quantize"},
+        timeout_seconds=3600 if model.quantization == "fp8" else 14400,
+        node_selector=plan.pool.node_selector,
+        tolerations=plan.pool.tolerations,
+        image=images.quantize,
+        args=args,
+        fetchers=fetchers,
+        mounts=mounts,
+        volumes=volumes,
+        resources={
+            "requests": {"cpu": "8", "memory": f"{memory_gib}Gi", "nvidia.com/gpu": 1},
+            "limits": {"cpu": "16", "memory": f"{memory_gib}Gi", "nvidia.com/gpu": 1},
+        },
+    )
+
+
+def _fetch(
+    uri: str,
+    name: str,
+    initializer_image: str,
+    fetchers: list[dict[str, Any]],
+    mounts: list[dict[str, Any]],
+    volumes: list[dict[str, Any]],
+    size_gib: int,
+) -> str:
+    """Make `uri` readable inside the Job; return its path there."""
+    if uri.startswith("pvc://"):
+        claim, _, path = uri.removeprefix("pvc://").partition("/")
+        volumes.append(
+            {"name": name, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
+        )
+        mounts.append({"name": name, "mountPath": f"/mnt/{name}", "readOnly": True})
+        return f"/mnt/{name}/{path}".rstrip("/")
+    # hf://, s3://, oci://: the same storage initializer KServe uses for models.
+    volumes.append({"name": name, "emptyDir": {"sizeLimit": f"{size_gib}Gi"}})
+    mounts.append({"name": name, "mountPath": f"/mnt/{name}"})
+    fetchers.append(
+        {
+            "name": f"fetch-{name}",
+            "image": initializer_image,
+            "args": [uri, f"/mnt/{name}"],
+            "env": [
+                _secret_env("HF_TOKEN", MODEL_HUB_SECRET, "token"),
+                _secret_env("AWS_ACCESS_KEY_ID", S3_SECRET, "AWS_ACCESS_KEY_ID"),
+                _secret_env("AWS_SECRET_ACCESS_KEY", S3_SECRET, "AWS_SECRET_ACCESS_KEY"),
+            ],
+            "resources": {
+                "requests": {"cpu": "1", "memory": "2Gi"},
+                "limits": {"cpu": "2", "memory": "4Gi"},
+            },
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            "volumeMounts": [{"name": name, "mountPath": f"/mnt/{name}"}],
+        }
+    )
+    return f"/mnt/{name}"

@@ -1,0 +1,182 @@
+"""Serving manifests: the plan's vLLM arguments, GPU placement, probes, scaling, quantize Job."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from infra.builders.serving import BASELINE, QUANTIZE_JOB, SERVICE, build
+from infra.catalog import MODEL_PRESETS
+from infra.config import validate_stack
+from infra.plan import DeploymentPlan, build_plan
+from infra.stack_source import load_stack
+from tests.conftest import edited, stack_raw
+
+
+def plan_of(raw: dict[str, Any]) -> DeploymentPlan:
+    return build_plan(validate_stack(raw, "test"), "test")
+
+
+def objects(plan: DeploymentPlan) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in build(plan).objects}
+
+
+@pytest.fixture(scope="module")
+def prod() -> DeploymentPlan:
+    return build_plan(load_stack("prod"), "prod")
+
+
+def main_container(service: dict[str, Any]) -> dict[str, Any]:
+    return service["spec"]["template"]["containers"][0]
+
+
+@pytest.mark.parametrize("preset", sorted(p for p in MODEL_PRESETS if "tiny" not in p))
+def test_vllm_arguments_come_from_the_plan_for_every_preset(preset: str) -> None:
+    plan = plan_of(edited(stack_raw("prod"), "model.preset", preset))
+    service = objects(plan)[("LLMInferenceService", SERVICE)]
+    container = main_container(service)
+    assert container["args"] == plan.vllm.server_args()
+    tp = plan.vllm.tensor_parallel_size
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == tp
+    assert service["spec"].get("parallelism", {"tensor": 1})["tensor"] == tp
+    assert service["spec"]["model"]["name"] == preset
+
+
+def test_tuned_flags_are_all_there(prod: DeploymentPlan) -> None:
+    args = main_container(objects(prod)[("LLMInferenceService", SERVICE)])["args"]
+    flags = dict(zip(args[::1], [*args[1:], None], strict=False))
+    assert flags["--kv-cache-dtype"] == "fp8"
+    assert flags["--gpu-memory-utilization"] == "0.92"
+    assert flags["--max-num-seqs"] == str(prod.vllm.max_num_seqs)
+    assert flags["--max-num-batched-tokens"] == str(prod.vllm.max_num_batched_tokens)
+    assert flags["--max-model-len"] == str(prod.vllm.max_model_len)
+    assert "--enable-prefix-caching" in args and "--enable-chunked-prefill" in args
+
+
+def test_gpu_placement_and_probes_sized_for_model_load(prod: DeploymentPlan) -> None:
+    service = objects(prod)[("LLMInferenceService", SERVICE)]
+    template = service["spec"]["template"]
+    assert template["nodeSelector"] == prod.pool.node_selector
+    assert template["tolerations"] == prod.pool.tolerations
+    startup = main_container(service)["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 2 * prod.model.load_seconds
+    assert startup["httpGet"]["path"] == "/health"
+
+
+def test_keda_scales_on_vllm_signals_within_plan_bounds(prod: DeploymentPlan) -> None:
+    scaling = objects(prod)[("LLMInferenceService", SERVICE)]["spec"]["scaling"]
+    assert (scaling["minReplicas"], scaling["maxReplicas"]) == (
+        prod.autoscaling.min_replicas,
+        prod.autoscaling.max_replicas,
+    )
+    keda = scaling["keda"]
+    assert keda["cooldownPeriod"] > prod.model.load_seconds
+    queries = {t["name"]: t["metadata"]["query"] for t in keda["triggers"]}
+    assert "vllm:num_requests_waiting" in queries["waiting-requests"]
+    assert "vllm:kv_cache_usage_perc" in queries["kv-cache-usage"]
+    assert all("cpu" not in q for q in queries.values())
+    assert "idleReplicaCount" not in keda  # prod never scales to zero
+
+
+def test_scale_to_zero_only_where_the_stack_allows_it() -> None:
+    raw = edited(edited(stack_raw("dev"), "serving.minReplicas", 0), "serving.scaleToZero", True)
+    keda = objects(plan_of(raw))[("LLMInferenceService", SERVICE)]["spec"]["scaling"]
+    assert keda["minReplicas"] == 0
+    assert keda["keda"]["idleReplicaCount"] == 0
+
+
+def test_keda_off_means_fixed_replicas(prod: DeploymentPlan) -> None:
+    plan = plan_of(edited(stack_raw("prod"), "features.keda", False))
+    service = objects(plan)[("LLMInferenceService", SERVICE)]
+    assert "scaling" not in service["spec"]
+    assert service["spec"]["replicas"] == plan.sizing.replicas
+
+
+def test_disruption_budget_selects_the_optimized_pods(prod: DeploymentPlan) -> None:
+    found = objects(prod)
+    pdb = found[("PodDisruptionBudget", SERVICE)]
+    labels = found[("LLMInferenceService", SERVICE)]["spec"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"] == labels
+    assert pdb["spec"]["maxUnavailable"] == 1
+
+
+def test_quantize_job_compresses_onto_the_model_volume(prod: DeploymentPlan) -> None:
+    found = objects(prod)
+    job = found[("Job", QUANTIZE_JOB)]
+    pod = job["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert args[args.index("--scheme") + 1] == "fp8"
+    assert args[args.index("--output") + 1] == "/mnt/models/llama-3.1-8b-instruct-fp8"
+    assert "--calibration" not in args  # FP8 dynamic needs none
+    assert pod["nodeSelector"] == prod.pool.node_selector
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    fetch = pod["initContainers"][0]
+    assert fetch["args"] == ["hf://meta-llama/Llama-3.1-8B-Instruct", "/mnt/source"]
+    assert (
+        found[("PersistentVolumeClaim", "leanrag-models")]["spec"]["resources"]["requests"][
+            "storage"
+        ]
+        == f"{prod.model.model_volume_gib}Gi"
+    )
+    assert found[("LLMInferenceService", SERVICE)]["spec"]["model"]["uri"] == (
+        "pvc://leanrag-models/llama-3.1-8b-instruct-fp8"
+    )
+
+
+def test_gptq_job_mounts_the_calibration_corpus() -> None:
+    dev = build_plan(load_stack("dev"), "dev")
+    pod = objects(dev)[("Job", QUANTIZE_JOB)]["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert args[args.index("--scheme") + 1] == "w4a16"
+    assert args[args.index("--calibration") + 1] == "/mnt/calibration/documents"
+    claims = {
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    assert claims == {"leanrag-models", "leanrag-corpus"}
+
+
+def test_air_gapped_source_on_a_pvc_needs_no_download() -> None:
+    raw = edited(stack_raw("prod"), "model.uri", "pvc://model-store/llama-3.1-8b")
+    pod = objects(plan_of(raw))[("Job", QUANTIZE_JOB)]["spec"]["template"]["spec"]
+    assert pod["initContainers"] == []
+    args = pod["containers"][0]["args"]
+    assert args[args.index("--model") + 1] == "/mnt/source/llama-3.1-8b"
+
+
+def test_uncompressed_model_is_served_from_its_source() -> None:
+    raw = edited(
+        stack_raw("prod"),
+        "serving",
+        {"quantization": "none", "kvCacheDtype": "fp8", "minReplicas": 2},
+    )
+    found = objects(plan_of(raw))
+    assert ("Job", QUANTIZE_JOB) not in found
+    assert found[("LLMInferenceService", SERVICE)]["spec"]["model"]["uri"].startswith("hf://")
+
+
+def test_baseline_renders_beside_the_optimized_service() -> None:
+    staging = build_plan(load_stack("staging"), "staging")
+    found = objects(staging)
+    baseline = found[("LLMInferenceService", BASELINE)]
+    assert baseline["spec"]["model"]["uri"] == staging.model.source_uri  # bf16 weights
+    assert main_container(baseline)["args"] == staging.baseline_vllm.server_args()
+    assert "scaling" not in baseline["spec"] and "baseRefs" not in baseline["spec"]
+    assert baseline["spec"]["labels"]["leanrag.io/profile"] == "baseline"
+    assert ("LLMInferenceService", BASELINE) not in objects(build_plan(load_stack("dev"), "dev"))
+
+
+def test_classic_inferenceservice_path_with_a_scaled_object() -> None:
+    plan = plan_of(edited(stack_raw("prod"), "serving.api", "inferenceservice"))
+    found = objects(plan)
+    runtime = found[("ServingRuntime", "leanrag-vllm-optimized")]
+    assert runtime["spec"]["containers"][0]["args"][3:] == plan.vllm.server_args()
+    isvc = found[("InferenceService", SERVICE)]
+    assert isvc["spec"]["predictor"]["model"]["runtime"] == "leanrag-vllm-optimized"
+    scaled = found[("ScaledObject", SERVICE)]
+    assert scaled["spec"]["scaleTargetRef"]["name"] == f"{SERVICE}-predictor"
+    assert scaled["spec"]["maxReplicaCount"] == plan.autoscaling.max_replicas
+    assert math.isclose(float(scaled["spec"]["triggers"][1]["metadata"]["threshold"]), 0.9)

@@ -1,0 +1,1 @@
+"""Programs that run as in-cluster Jobs/containers and, unchanged, as local processes."""
