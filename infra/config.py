@@ -138,15 +138,18 @@ class ServingConfig(_Section):
     # GPTQ schemes calibrate on real text: a pvc:// or s3:// folder of documents (the corpus
     # you ingest) or JSONL file, fetched like the model.
     calibration_uri: str | None = None
+    # Where the compressed checkpoint goes and vLLM loads it from: pvc://<claim>/<path> or
+    # s3://<bucket>/<prefix> (default: a volume the stack creates, pvc://leanrag-models/...).
+    checkpoint_uri: str | None = None
     # Size of the PVC that holds the compressed checkpoint (default: 1.5 × both checkpoints).
     model_volume_gib: int | None = Field(default=None, ge=1)
     # Deploy stock vLLM (bf16, default settings) beside the optimized service for the gate's
     # before/after measurement.
     baseline_comparison: bool = False
 
-    @field_validator("calibration_uri")
+    @field_validator("calibration_uri", "checkpoint_uri")
     @classmethod
-    def _calibration_scheme(cls, value: str | None) -> str | None:
+    def _pvc_or_s3(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("pvc://", "s3://")):
             raise ValueError("use pvc://<claim>/<path> or s3://<bucket>/<path>")
         return value
@@ -210,9 +213,11 @@ class ImagesConfig(_Section):
     llama_stack: str
     # Fetches models and calibration data (hf://, s3://, oci://) exactly as KServe does.
     storage_initializer: str = "docker.io/kserve/storage-initializer:v0.20.0"
+    # Uploads a compressed checkpoint to S3 when serving.checkpointUri is s3://.
+    s3_sync: str = "docker.io/amazon/aws-cli:2.27.0"
 
     @field_validator(
-        "vllm", "quantize", "ingest", "benchmark", "llama_stack", "storage_initializer"
+        "vllm", "quantize", "ingest", "benchmark", "llama_stack", "storage_initializer", "s3_sync"
     )
     @classmethod
     def _pinned(cls, value: str) -> str:

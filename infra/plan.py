@@ -305,7 +305,9 @@ def build_plan(config: StackConfig, stack: str) -> DeploymentPlan:
         weights_gib=weights_gib,
         source_weights_gib=source_gib,
         load_seconds=round(STARTUP_FIXED_SECONDS + STARTUP_SECONDS_PER_WEIGHT_GIB * weights_gib),
-        checkpoint_uri=f"pvc://{MODEL_VOLUME}/{preset.name}-{knobs.quantization}"
+        checkpoint_uri=(
+            serving.checkpoint_uri or f"pvc://{MODEL_VOLUME}/{preset.name}-{knobs.quantization}"
+        )
         if compressed
         else preset.uri,
         # Source and checkpoint side by side, with room for the next compression.

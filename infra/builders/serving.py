@@ -42,13 +42,15 @@ def build(plan: DeploymentPlan) -> Bundle:
         return Bundle(concern="serving")
     objects: list[dict[str, Any]] = []
     if plan.model.needs_compression:
-        objects += render(
-            "serving/model-volume.yaml.j2",
-            name=MODEL_VOLUME,
-            namespace=plan.namespaces.serving,
-            labels=PART_OF,
-            size=f"{plan.model.model_volume_gib}Gi",
-        )
+        # The stack creates the model volume only when the checkpoint goes to its default.
+        if plan.model.checkpoint_uri.startswith(f"pvc://{MODEL_VOLUME}/"):
+            objects += render(
+                "serving/model-volume.yaml.j2",
+                name=MODEL_VOLUME,
+                namespace=plan.namespaces.serving,
+                labels=PART_OF,
+                size=f"{plan.model.model_volume_gib}Gi",
+            )
         objects += _quantize_job(plan)
     objects += _service(
         plan,
@@ -236,39 +238,82 @@ def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
 
 
 def _quantize_job(plan: DeploymentPlan) -> list[dict[str, Any]]:
+    """Fetch → compress (init containers, in order) → upload when the checkpoint goes to S3."""
     model = plan.model
     images = plan.images
     assert images is not None  # cluster stacks are validated to have images
-    checkpoint_path = "/mnt/models/" + model.checkpoint_uri.removeprefix(f"pvc://{MODEL_VOLUME}/")
-    fetchers: list[dict[str, Any]] = []
-    mounts = [{"name": "models", "mountPath": "/mnt/models"}]
-    volumes: list[dict[str, Any]] = [
-        {"name": "models", "persistentVolumeClaim": {"claimName": MODEL_VOLUME}}
-    ]
+    steps: list[dict[str, Any]] = []  # init containers, run one after another
+    mounts: list[dict[str, Any]] = []
+    volumes: list[dict[str, Any]] = []
     model_path = _fetch(
         model.source_uri,
         "source",
         images.storage_initializer,
-        fetchers,
+        steps,
         mounts,
         volumes,
         size_gib=math.ceil(1.2 * model.source_weights_gib) + 1,
     )
+    calibration = (
+        _fetch(
+            model.calibration_uri,
+            "calibration",
+            images.storage_initializer,
+            steps,
+            mounts,
+            volumes,
+            size_gib=5,
+        )
+        if model.calibration_uri
+        else None
+    )
+    to_s3 = model.checkpoint_uri.startswith("s3://")
+    if to_s3:
+        volumes.append(
+            {
+                "name": "output",
+                "emptyDir": {"sizeLimit": f"{math.ceil(1.2 * model.weights_gib) + 1}Gi"},
+            }
+        )
+        mounts.append({"name": "output", "mountPath": "/mnt/output"})
+        checkpoint_path = "/mnt/output/checkpoint"
+    else:
+        claim, _, path = model.checkpoint_uri.removeprefix("pvc://").partition("/")
+        volumes.append({"name": "models", "persistentVolumeClaim": {"claimName": claim}})
+        mounts.append({"name": "models", "mountPath": "/mnt/models"})
+        checkpoint_path = f"/mnt/models/{path}"
     args = ["--model", model_path, "--output", checkpoint_path, "--scheme", model.quantization]
-    if model.calibration_uri:
-        args += [
-            "--calibration",
-            _fetch(
-                model.calibration_uri,
-                "calibration",
-                images.storage_initializer,
-                fetchers,
-                mounts,
-                volumes,
-                size_gib=5,
-            ),
-        ]
+    if calibration:
+        args += ["--calibration", calibration]
     memory_gib = math.ceil(1.5 * model.source_weights_gib) + 16
+    quantize_step = {
+        "name": "quantize",
+        "image": images.quantize,
+        "args": args,
+        "env": [{"name": "HF_HUB_OFFLINE", "value": "1"}],
+        "resources": {
+            "requests": {"cpu": "8", "memory": f"{memory_gib}Gi", "nvidia.com/gpu": 1},
+            "limits": {"cpu": "16", "memory": f"{memory_gib}Gi", "nvidia.com/gpu": 1},
+        },
+        "securityContext": _restricted_container(),
+        "volumeMounts": mounts,
+    }
+    if to_s3:
+        steps.append(quantize_step)
+        final = {
+            "name": "upload",
+            "image": images.s3_sync,
+            "args": ["s3", "sync", "--only-show-errors", checkpoint_path, model.checkpoint_uri],
+            "env": _s3_env(),
+            "resources": {
+                "requests": {"cpu": "1", "memory": "1Gi"},
+                "limits": {"cpu": "2", "memory": "2Gi"},
+            },
+            "securityContext": _restricted_container(),
+            "volumeMounts": [{"name": "output", "mountPath": "/mnt/output", "readOnly": True}],
+        }
+    else:
+        final = quantize_step
     return render(
         "serving/quantize-job.yaml.j2",
         name=QUANTIZE_JOB,
@@ -277,23 +322,28 @@ def _quantize_job(plan: DeploymentPlan) -> list[dict[str, Any]]:
         timeout_seconds=3600 if model.quantization == "fp8" else 14400,
         node_selector=plan.pool.node_selector,
         tolerations=plan.pool.tolerations,
-        image=images.quantize,
-        args=args,
-        fetchers=fetchers,
-        mounts=mounts,
+        init_containers=steps,
+        containers=[final],
         volumes=volumes,
-        resources={
-            "requests": {"cpu": "8", "memory": f"{memory_gib}Gi", "nvidia.com/gpu": 1},
-            "limits": {"cpu": "16", "memory": f"{memory_gib}Gi", "nvidia.com/gpu": 1},
-        },
     )
+
+
+def _restricted_container() -> dict[str, Any]:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def _s3_env() -> list[dict[str, Any]]:
+    return [
+        _secret_env("AWS_ACCESS_KEY_ID", S3_SECRET, "AWS_ACCESS_KEY_ID"),
+        _secret_env("AWS_SECRET_ACCESS_KEY", S3_SECRET, "AWS_SECRET_ACCESS_KEY"),
+    ]
 
 
 def _fetch(
     uri: str,
     name: str,
     initializer_image: str,
-    fetchers: list[dict[str, Any]],
+    steps: list[dict[str, Any]],
     mounts: list[dict[str, Any]],
     volumes: list[dict[str, Any]],
     size_gib: int,
@@ -309,24 +359,17 @@ def _fetch(
     # hf://, s3://, oci://: the same storage initializer KServe uses for models.
     volumes.append({"name": name, "emptyDir": {"sizeLimit": f"{size_gib}Gi"}})
     mounts.append({"name": name, "mountPath": f"/mnt/{name}"})
-    fetchers.append(
+    steps.append(
         {
             "name": f"fetch-{name}",
             "image": initializer_image,
             "args": [uri, f"/mnt/{name}"],
-            "env": [
-                _secret_env("HF_TOKEN", MODEL_HUB_SECRET, "token"),
-                _secret_env("AWS_ACCESS_KEY_ID", S3_SECRET, "AWS_ACCESS_KEY_ID"),
-                _secret_env("AWS_SECRET_ACCESS_KEY", S3_SECRET, "AWS_SECRET_ACCESS_KEY"),
-            ],
+            "env": [_secret_env("HF_TOKEN", MODEL_HUB_SECRET, "token"), *_s3_env()],
             "resources": {
                 "requests": {"cpu": "1", "memory": "2Gi"},
                 "limits": {"cpu": "2", "memory": "4Gi"},
             },
-            "securityContext": {
-                "allowPrivilegeEscalation": False,
-                "capabilities": {"drop": ["ALL"]},
-            },
+            "securityContext": _restricted_container(),
             "volumeMounts": [{"name": name, "mountPath": f"/mnt/{name}"}],
         }
     )

@@ -40,6 +40,9 @@ VARIANTS = {
     ),
     "prod-prefill-decode": lambda: edited(stack_raw("prod"), "features.prefillDecodeSplit", True),
     "dev-kubernetes-keda": lambda: _kubernetes(stack_raw("dev")),
+    "prod-checkpoint-on-s3": lambda: edited(
+        stack_raw("prod"), "serving.checkpointUri", "s3://models/llama-fp8"
+    ),
 }
 
 

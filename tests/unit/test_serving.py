@@ -180,3 +180,37 @@ def test_classic_inferenceservice_path_with_a_scaled_object() -> None:
     assert scaled["spec"]["scaleTargetRef"]["name"] == f"{SERVICE}-predictor"
     assert scaled["spec"]["maxReplicaCount"] == plan.autoscaling.max_replicas
     assert math.isclose(float(scaled["spec"]["triggers"][1]["metadata"]["threshold"]), 0.9)
+
+
+def test_checkpoint_to_s3_is_uploaded_after_compression() -> None:
+    raw = edited(stack_raw("prod"), "serving.checkpointUri", "s3://models/llama-8b-fp8")
+    plan = plan_of(raw)
+    found = objects(plan)
+    assert ("PersistentVolumeClaim", "leanrag-models") not in found
+    pod = found[("Job", QUANTIZE_JOB)]["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["initContainers"]] == ["fetch-source", "quantize"]
+    upload = pod["containers"][0]
+    assert upload["args"] == [
+        "s3",
+        "sync",
+        "--only-show-errors",
+        "/mnt/output/checkpoint",
+        "s3://models/llama-8b-fp8",
+    ]
+    quantize_args = pod["initContainers"][1]["args"]
+    assert quantize_args[quantize_args.index("--output") + 1] == "/mnt/output/checkpoint"
+    assert found[("LLMInferenceService", SERVICE)]["spec"]["model"]["uri"] == (
+        "s3://models/llama-8b-fp8"
+    )
+
+
+def test_existing_claim_for_the_checkpoint_is_used_not_created() -> None:
+    raw = edited(stack_raw("prod"), "serving.checkpointUri", "pvc://team-models/llama-fp8")
+    found = objects(plan_of(raw))
+    assert ("PersistentVolumeClaim", "leanrag-models") not in found
+    pod = found[("Job", QUANTIZE_JOB)]["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert args[args.index("--output") + 1] == "/mnt/models/llama-fp8"
+    assert {"name": "models", "persistentVolumeClaim": {"claimName": "team-models"}} in pod[
+        "volumes"
+    ]
