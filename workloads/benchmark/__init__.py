@@ -1,0 +1,1 @@
+"""Post-deploy GuideLLM benchmark and the deployment gate."""

@@ -1,0 +1,117 @@
+"""The gate report: JSON for machines, Markdown for people, PNG plots."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from infra.builders.bundle import render_text
+from workloads.benchmark.gate import GateTargets, Verdict
+from workloads.benchmark.metrics import LevelMetrics
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """Optimized vs baseline at the gate's concurrency, on the same GPUs."""
+
+    throughput_ratio: float
+    cost_per_request_ratio: float
+    baseline_meets_slo: bool
+    optimized_meets_slo: bool
+
+
+def compare(optimized: Verdict, baseline: Verdict) -> Comparison | None:
+    if optimized.level is None or baseline.level is None or not baseline.level.requests_per_s:
+        return None
+    throughput = optimized.level.requests_per_s / baseline.level.requests_per_s
+
+    def slo_met(verdict: Verdict) -> bool:
+        return all(c.passed for c in verdict.checks if c.name in ("ttft_p95_ms", "itl_p95_ms"))
+
+    return Comparison(throughput, 1 / throughput, slo_met(baseline), slo_met(optimized))
+
+
+def as_data(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        data = {f.name: as_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, LevelMetrics):
+            data["error_rate"] = value.error_rate
+        return data
+    if isinstance(value, (list, tuple)):
+        return [as_data(v) for v in value]
+    if isinstance(value, dict):
+        return {k: as_data(v) for k, v in value.items()}
+    return value
+
+
+def write_report(
+    out_dir: Path,
+    verdict: Verdict,
+    targets: GateTargets,
+    runs: dict[str, dict[str, list[LevelMetrics]]],
+    comparison: Comparison | None,
+    context: dict[str, Any],
+) -> dict[str, Any]:
+    """Write gate.json, gate.md and the plots; return the JSON document."""
+    document = {
+        "verdict": verdict.status,
+        "reason": verdict.reason,
+        "exit_code": verdict.exit_code,
+        "checks": as_data(verdict.checks),
+        "gate_level": as_data(verdict.level),
+        "targets": as_data(targets),
+        "runs": as_data(runs),
+        "comparison": as_data(comparison),
+        **context,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "gate.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    plots = _plots(out_dir, runs)
+    (out_dir / "gate.md").write_text(
+        render_text(
+            "reports/gate.md.j2",
+            verdict=verdict,
+            targets=targets,
+            runs=runs,
+            comparison=comparison,
+            context=context,
+            plots=plots,
+        )
+    )
+    return document
+
+
+def _plots(out_dir: Path, runs: dict[str, dict[str, list[LevelMetrics]]]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (latency, throughput) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for label, scenarios in runs.items():
+        for scenario, levels in scenarios.items():
+            x = [level.concurrency or 0 for level in levels]
+            name = f"{label} / {scenario}"
+            latency.plot(
+                x, [level.ttft_ms.p95 for level in levels], marker="o", label=f"{name}: TTFT p95"
+            )
+            latency.plot(
+                x,
+                [level.itl_ms.p95 for level in levels],
+                marker="s",
+                linestyle="--",
+                label=f"{name}: ITL p95",
+            )
+            throughput.plot(x, [level.requests_per_s for level in levels], marker="o", label=name)
+    latency.set(xlabel="concurrency", ylabel="ms", title="Latency vs load", yscale="log")
+    throughput.set(xlabel="concurrency", ylabel="requests/s", title="Throughput vs concurrency")
+    for axis in (latency, throughput):
+        axis.grid(True, alpha=0.3)
+        if axis.lines:  # nothing measured: an empty, labelled frame
+            axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(out_dir / "gate.png", dpi=110)
+    plt.close(figure)
+    return ["gate.png"]

@@ -1,0 +1,113 @@
+"""Run GuideLLM with RAG-shaped traffic taken from the plan's gate section."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from workloads.benchmark.gate import GateTargets
+from workloads.benchmark.metrics import LevelMetrics, parse_report
+
+
+class EndpointDown(Exception):
+    """The server did not answer, so nothing can be measured (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One GuideLLM run: a traffic shape at one or more concurrencies."""
+
+    name: str
+    prompt_tokens: int
+    output_tokens: int
+    prefix_tokens: int
+    concurrencies: tuple[int, ...]
+
+
+def scenarios(targets: GateTargets, concurrencies: tuple[int, ...]) -> list[Scenario]:
+    """The RAG shape (retrieved context in every prompt) and, when the workload has one, the
+    shared-document shape (one long prefix that every request repeats)."""
+    found = [Scenario("rag", targets.prompt_tokens, targets.output_tokens, 0, concurrencies)]
+    if targets.shared_prefix_tokens:
+        question = max(targets.prompt_tokens - targets.shared_prefix_tokens, 16)
+        found.append(
+            Scenario(
+                "shared-document",
+                question,
+                targets.output_tokens,
+                targets.shared_prefix_tokens,
+                concurrencies,
+            )
+        )
+    return found
+
+
+def load_levels(concurrency: int) -> tuple[int, ...]:
+    """Latency vs load: a quarter, half and all of the planned concurrency."""
+    return tuple(sorted({max(1, concurrency // 4), max(1, concurrency // 2), concurrency}))
+
+
+def check_endpoint(target: str, timeout_s: float = 10.0) -> str:
+    """The served model's name, or EndpointDown with the reason."""
+    try:
+        with urllib.request.urlopen(f"{target.rstrip('/')}/v1/models", timeout=timeout_s) as reply:
+            models = json.load(reply)["data"]
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as error:
+        raise EndpointDown(f"{target} did not answer /v1/models: {error}") from None
+    if not models:
+        raise EndpointDown(f"{target} serves no model")
+    return models[0]["id"]
+
+
+def guidellm_command(target: str, scenario: Scenario, seconds: int, output: Path) -> list[str]:
+    streams = ",".join(str(c) for c in scenario.concurrencies)
+    data = (
+        f"kind=synthetic_text,prompt_tokens={scenario.prompt_tokens},"
+        f"output_tokens={scenario.output_tokens}"
+    )
+    if scenario.prefix_tokens:
+        data += f",prefix_tokens={scenario.prefix_tokens},prefix_count=1"
+    executable = shutil.which("guidellm") or str(Path(sys.executable).parent / "guidellm")
+    return [
+        executable,
+        "run",
+        "--backend",
+        f"kind=openai_http,target={target}",
+        "--profile",
+        "kind=concurrent",
+        "--override",
+        "profile.streams",
+        streams,
+        "--data",
+        data,
+        "--constraint",
+        f"kind=max_duration,seconds={seconds}",
+        "--output",
+        f"kind=json,path={output}",
+        "--disable-progress",
+    ]
+
+
+def run_scenario(
+    target: str, scenario: Scenario, seconds: int, out_dir: Path, label: str
+) -> tuple[Path, list[LevelMetrics]]:
+    """Run GuideLLM for one scenario; return its raw report path and parsed levels."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    raw = out_dir / f"guidellm-{label}-{scenario.name}.json"
+    command = guidellm_command(target, scenario, seconds, raw)
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    (out_dir / f"guidellm-{label}-{scenario.name}.log").write_text(
+        completed.stdout + completed.stderr
+    )
+    if completed.returncode != 0 or not raw.is_file():
+        raise EndpointDown(
+            f"guidellm failed ({completed.returncode}); see "
+            f"{out_dir}/guidellm-{label}-{scenario.name}.log"
+        )
+    return raw, parse_report(json.loads(raw.read_text()))
