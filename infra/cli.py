@@ -22,8 +22,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
-errors = Console(stderr=True)
+console = Console(soft_wrap=True)  # long lines (vLLM args, paths) stay whole
+errors = Console(stderr=True, soft_wrap=True)
 
 
 @app.callback()
@@ -77,6 +77,69 @@ def render(
         errors.print(f"[bold red]render[/] {error}", highlight=False)
         raise typer.Exit(EXIT_BAD_CONFIG) from None
     console.print(f"wrote {len(files)} manifests for stack {stack} to {out}")
+
+
+GATE_EXIT_CODES = {"pass": 0, "fail": 1, "could-not-measure": 2}
+
+
+@app.command()
+def gate(
+    stack: Annotated[str, typer.Option(help="Stack name: stacks/Pulumi.<stack>.yaml")],
+    result: Annotated[
+        Path | None, typer.Option(help="gate.json to read (default: the cluster's ConfigMap)")
+    ] = None,
+    stacks_dir: Annotated[Path, typer.Option(help="Folder holding the stack files")] = STACKS_DIR,
+) -> None:
+    """Block a release on the benchmark gate: exit 0 pass, 1 fail, 2 not measured."""
+    import json
+    import shutil
+    import subprocess
+
+    from infra.builders.benchmark import RESULT_CONFIGMAP
+
+    deployment = _plan_or_exit(stack, stacks_dir)
+    if result is not None:
+        text = result.read_text() if result.is_file() else ""
+        where = str(result)
+    else:
+        kubectl = shutil.which("kubectl") or shutil.which("oc")
+        if kubectl is None:
+            errors.print("gate: no kubectl/oc on PATH; pass --result gate.json instead")
+            raise typer.Exit(2)
+        namespace = deployment.namespaces.serving
+        completed = subprocess.run(
+            [
+                kubectl,
+                "get",
+                "configmap",
+                RESULT_CONFIGMAP,
+                "-n",
+                namespace,
+                "-o",
+                "jsonpath={.data.gate\\.json}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        text = completed.stdout if completed.returncode == 0 else ""
+        where = f"configmap {namespace}/{RESULT_CONFIGMAP}"
+    if not text.strip():
+        errors.print(f"gate: no result in {where}: has the gate Job run?")
+        raise typer.Exit(2)
+    document = json.loads(text)
+    verdict = document.get("verdict", "could-not-measure")
+    console.print(
+        f"gate for stack {stack}: [bold]{verdict}[/] — {document.get('reason', '')}",
+        highlight=False,
+    )
+    for check in document.get("checks", []):
+        mark = "pass" if check["passed"] else "[red]FAIL[/]"
+        console.print(
+            f"  {mark}  {check['name']}: {check['measured']:.3f} (target {check['target']})",
+            highlight=False,
+        )
+    raise typer.Exit(GATE_EXIT_CODES.get(verdict, 2))
 
 
 def _plan_or_exit(stack: str, stacks_dir: Path) -> DeploymentPlan:

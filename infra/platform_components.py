@@ -108,6 +108,12 @@ class ModelServing(BundleComponent):
         return created
 
 
+class BenchmarkGate(BundleComponent):
+    """Post-deploy GuideLLM gate Job, its Services, RBAC and plan ConfigMap."""
+
+    TYPE = "leanrag:benchmark:BenchmarkGate"
+
+
 COMPONENTS: dict[str, type[BundleComponent]] = {
     "namespaces": StackNamespaces,
     "gpu-nodes": GpuNodePool,
@@ -119,4 +125,5 @@ COMPONENTS: dict[str, type[BundleComponent]] = {
     "milvus": Milvus,
     "observability": Observability,
     "serving": ModelServing,
+    "benchmark": BenchmarkGate,
 }

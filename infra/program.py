@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 
+from infra.builders.benchmark import GATE, RESULT_CONFIGMAP
 from infra.builders.stack import DEPENDS_ON, platform_bundles
 from infra.errors import ConfigError
 from infra.k8s_apply import BundleArgs, BundleComponent
@@ -54,7 +56,10 @@ def deploy(plan: DeploymentPlan) -> dict[str, Any]:
         components[bundle.concern] = COMPONENTS[bundle.concern](
             bundle.concern, args, pulumi.ResourceOptions(depends_on=after)
         )
-    return {
+    outputs: dict[str, Any] = {}
+    if "benchmark" in components:
+        outputs["gateVerdict"] = _gate_verdict(plan, components["benchmark"])
+    return outputs | {
         "platformConcerns": list(components),
         "plan": plan_as_dict(plan),
         "vllmArgs": plan.vllm.as_cli(),
@@ -63,6 +68,19 @@ def deploy(plan: DeploymentPlan) -> dict[str, Any]:
         "predictedRequestsPerSecond": plan.gate.predicted_requests_per_s,
         "costPerRequestUsd": plan.sizing.cost_per_request_usd,
     }
+
+
+def _gate_verdict(plan: DeploymentPlan, gate: BundleComponent) -> pulumi.Output[str]:
+    """Read the gate's result ConfigMap once its Job has finished (unknown during preview)."""
+    namespace = plan.namespaces.serving
+    job = gate.resources[f"job/{namespace}/{GATE}"]
+    assert isinstance(job, k8s.batch.v1.Job)
+    # An id derived from the Job's output defers the read until the Job exists and is done.
+    result_id = job.metadata.apply(lambda _: f"{namespace}/{RESULT_CONFIGMAP}")
+    result = k8s.core.v1.ConfigMap.get(
+        "gate-result", result_id, opts=pulumi.ResourceOptions(depends_on=[job])
+    )
+    return result.data.apply(lambda data: (data or {}).get("verdict", "unknown"))
 
 
 def _secret_values(plan: DeploymentPlan) -> dict[str, pulumi.Output[str]]:

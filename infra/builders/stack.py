@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from infra.builders import (
+    benchmark,
     gpu_nodes,
     gpu_operator,
     keda,
@@ -31,6 +32,7 @@ CONCERNS: tuple[tuple[str, Callable[[DeploymentPlan], Bundle]], ...] = (
     ("milvus", milvus.build),
     ("observability", observability.build),
     ("serving", serving.build),
+    ("benchmark", benchmark.build),
 )
 
 
@@ -40,6 +42,8 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "observability": ("gpu-operator", "milvus", "openshift-ai", "kserve"),
     # GPUs, the serving platform, the router preset and KEDA must all exist first.
     "serving": ("gpu-nodes", "gpu-operator", "openshift-ai", "kserve", "llm-d", "keda"),
+    # The gate measures the live service: it starts once serving is ready.
+    "benchmark": ("serving",),
 }
 
 

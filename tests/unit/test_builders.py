@@ -123,3 +123,36 @@ def test_keda_on_openshift_reads_thanos_with_a_bound_token() -> None:
     assert auth["metadata"]["name"] == prod.autoscaling.trigger_authentication
     assert auth["spec"]["boundServiceAccountToken"][0]["parameter"] == "bearerToken"
     assert prod.autoscaling.prometheus_url.startswith("https://thanos-querier")
+
+
+def test_gate_job_measures_the_optimized_replicas_with_the_plan_targets() -> None:
+    prod = plan("prod")
+    job = find(prod, "Job", "leanrag-benchmark-gate")
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    target = args[args.index("--target") + 1]
+    assert target == "https://leanrag-llm-gate.leanrag-serving.svc.cluster.local:8000"
+    assert "--insecure" in args and "--baseline-target" not in args
+    service = find(prod, "Service", "leanrag-llm-gate")
+    assert service["spec"]["selector"]["leanrag.io/profile"] == "optimized"
+    import json
+
+    gate_plan = json.loads(
+        find(prod, "ConfigMap", "leanrag-benchmark-gate-plan")["data"]["plan.json"]
+    )
+    assert gate_plan["gate"]["predicted_requests_per_s"] == prod.gate.predicted_requests_per_s
+    assert gate_plan["gate"]["ttft_p95_ms"] == 2000
+    assert job["spec"]["backoffLimit"] == 0  # a failed gate fails the Job
+
+
+def test_gate_compares_with_the_baseline_where_it_runs() -> None:
+    job = find(plan("staging"), "Job", "leanrag-benchmark-gate")
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--baseline-target") + 1].startswith(
+        "https://leanrag-llm-baseline-gate."
+    )
+    assert (
+        find(plan("staging"), "Service", "leanrag-llm-baseline-gate")["spec"]["selector"][
+            "leanrag.io/profile"
+        ]
+        == "baseline"
+    )

@@ -213,3 +213,46 @@ def test_endpoint_down_exits_2(plan_file: Path, tmp_path: Path) -> None:
     report = json.loads((tmp_path / "gate.json").read_text())
     assert report["verdict"] == COULD_NOT_MEASURE
     assert "did not answer" in report["reason"]
+
+
+def test_result_is_published_to_a_configmap_through_the_api() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from workloads.benchmark.publish import publish_configmap
+
+    seen: list[tuple[str, str, dict, str]] = []
+
+    class FakeApiServer(BaseHTTPRequestHandler):
+        def _handle(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((self.command, self.path, body, self.headers["Authorization"]))
+            # The ConfigMap does not exist yet: PUT → 404, then POST creates it.
+            self.send_response(404 if self.command == "PUT" else 201)
+            self.end_headers()
+
+        do_PUT = do_POST = _handle
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), FakeApiServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        publish_configmap(
+            "leanrag-gate-result",
+            {"verdict": "pass", "checks": []},
+            f"http://127.0.0.1:{server.server_port}",
+            "leanrag-serving",
+            "tok",
+        )
+    finally:
+        server.shutdown()
+    assert [(m, p) for m, p, _, _ in seen] == [
+        ("PUT", "/api/v1/namespaces/leanrag-serving/configmaps/leanrag-gate-result"),
+        ("POST", "/api/v1/namespaces/leanrag-serving/configmaps"),
+    ]
+    body = seen[1][2]
+    assert body["data"]["verdict"] == "pass"
+    assert json.loads(body["data"]["gate.json"])["verdict"] == "pass"
+    assert seen[1][3] == "Bearer tok"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from workloads.benchmark.gate import COULD_NOT_MEASURE, GateTargets, Verdict, evaluate
 from workloads.benchmark.metrics import LevelMetrics, parse_report
+from workloads.benchmark.publish import PublishError, in_cluster, publish_configmap
 from workloads.benchmark.report import compare, write_report
 from workloads.benchmark.runner import (
     EndpointDown,
@@ -42,6 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--from-report", type=Path, help="evaluate an existing GuideLLM JSON instead of running"
     )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="accept the endpoint's self-signed certificate (in-cluster vLLM)",
+    )
+    parser.add_argument(
+        "--publish-configmap",
+        metavar="NAME",
+        help="in a cluster: write the result to this ConfigMap",
+    )
     args = parser.parse_args(argv)
 
     plan = json.loads(args.plan.read_text())
@@ -65,31 +76,45 @@ def main(argv: list[str] | None = None) -> int:
             if args.baseline_target:
                 endpoints["baseline"] = args.baseline_target
             for label, target in endpoints.items():
-                model = check_endpoint(target)
+                model = check_endpoint(target, insecure=args.insecure)
                 if label == "optimized":
                     context["model"] = model
                 runs[label] = {
-                    scenario.name: run_scenario(target, scenario, args.seconds, args.out, label)[1]
+                    scenario.name: run_scenario(
+                        target, scenario, args.seconds, args.out, label, args.insecure
+                    )[1]
                     for scenario in scenarios(targets, levels)
                 }
     except EndpointDown as error:
         verdict = Verdict(COULD_NOT_MEASURE, str(error), (), None)
-        write_report(args.out, verdict, targets, runs, None, context)
+        document = write_report(args.out, verdict, targets, runs, None, context)
         print(f"gate: could not measure — {error}", file=sys.stderr)
-        return verdict.exit_code
+        return _publish(args.publish_configmap, document, verdict.exit_code)
 
     verdict = evaluate(runs["optimized"]["rag"], targets)
     comparison = None
     if "baseline" in runs:
         comparison = compare(verdict, evaluate(runs["baseline"]["rag"], targets))
-    write_report(args.out, verdict, targets, runs, comparison, context)
+    document = write_report(args.out, verdict, targets, runs, comparison, context)
     print(f"gate: {verdict.status} — {verdict.reason}; report in {args.out}/gate.md")
     for check in verdict.checks:
         print(
             f"  {'pass' if check.passed else 'FAIL'}  {check.name}: {check.measured:.3f} "
             f"(target {check.target})"
         )
-    return verdict.exit_code
+    return _publish(args.publish_configmap, document, verdict.exit_code)
+
+
+def _publish(configmap: str | None, document: dict, exit_code: int) -> int:
+    """Publish the result where the cluster and `leanrag gate` read it; keep the verdict."""
+    if configmap:
+        try:
+            api_url, namespace, token, context = in_cluster()
+            publish_configmap(configmap, document, api_url, namespace, token, context)
+        except (PublishError, KeyError, OSError) as error:
+            print(f"gate: result not published: {error}", file=sys.stderr)
+            return max(exit_code, 2)
+    return exit_code
 
 
 if __name__ == "__main__":

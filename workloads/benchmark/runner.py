@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import ssl
 import subprocess
 import sys
 import urllib.error
@@ -53,10 +54,13 @@ def load_levels(concurrency: int) -> tuple[int, ...]:
     return tuple(sorted({max(1, concurrency // 4), max(1, concurrency // 2), concurrency}))
 
 
-def check_endpoint(target: str, timeout_s: float = 10.0) -> str:
+def check_endpoint(target: str, timeout_s: float = 10.0, insecure: bool = False) -> str:
     """The served model's name, or EndpointDown with the reason."""
+    # In-cluster vLLM behind LLMInferenceService presents a self-signed certificate.
+    context = ssl._create_unverified_context() if insecure else None
     try:
-        with urllib.request.urlopen(f"{target.rstrip('/')}/v1/models", timeout=timeout_s) as reply:
+        url = f"{target.rstrip('/')}/v1/models"
+        with urllib.request.urlopen(url, timeout=timeout_s, context=context) as reply:
             models = json.load(reply)["data"]
     except (urllib.error.URLError, OSError, ValueError, KeyError) as error:
         raise EndpointDown(f"{target} did not answer /v1/models: {error}") from None
@@ -65,7 +69,9 @@ def check_endpoint(target: str, timeout_s: float = 10.0) -> str:
     return models[0]["id"]
 
 
-def guidellm_command(target: str, scenario: Scenario, seconds: int, output: Path) -> list[str]:
+def guidellm_command(
+    target: str, scenario: Scenario, seconds: int, output: Path, insecure: bool = False
+) -> list[str]:
     streams = ",".join(str(c) for c in scenario.concurrencies)
     data = (
         f"kind=synthetic_text,prompt_tokens={scenario.prompt_tokens},"
@@ -73,12 +79,13 @@ def guidellm_command(target: str, scenario: Scenario, seconds: int, output: Path
     )
     if scenario.prefix_tokens:
         data += f",prefix_tokens={scenario.prefix_tokens},prefix_count=1"
+    backend = f"kind=openai_http,target={target}" + (",verify=false" if insecure else "")
     executable = shutil.which("guidellm") or str(Path(sys.executable).parent / "guidellm")
     return [
         executable,
         "run",
         "--backend",
-        f"kind=openai_http,target={target}",
+        backend,
         "--profile",
         "kind=concurrent",
         "--override",
@@ -95,12 +102,17 @@ def guidellm_command(target: str, scenario: Scenario, seconds: int, output: Path
 
 
 def run_scenario(
-    target: str, scenario: Scenario, seconds: int, out_dir: Path, label: str
+    target: str,
+    scenario: Scenario,
+    seconds: int,
+    out_dir: Path,
+    label: str,
+    insecure: bool = False,
 ) -> tuple[Path, list[LevelMetrics]]:
     """Run GuideLLM for one scenario; return its raw report path and parsed levels."""
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = out_dir / f"guidellm-{label}-{scenario.name}.json"
-    command = guidellm_command(target, scenario, seconds, raw)
+    command = guidellm_command(target, scenario, seconds, raw, insecure)
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     (out_dir / f"guidellm-{label}-{scenario.name}.log").write_text(
         completed.stdout + completed.stderr
