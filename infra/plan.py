@@ -82,6 +82,7 @@ class GpuPoolPlan:
     max_nodes: int
     memory_gib: float
     is_gpu: bool
+    fp8_kv_cache: bool
     aws: AwsMachineConfig | None
     cluster_autoscaler: bool
     # Nodes of the pool carry these labels and the GPU taint; GPU workloads select and
@@ -336,6 +337,7 @@ def build_plan(config: StackConfig, stack: str) -> DeploymentPlan:
             max_nodes=config.gpu_pool.max_nodes,
             memory_gib=accelerator.memory_gib,
             is_gpu=accelerator.is_gpu,
+            fp8_kv_cache=accelerator.fp8_kv_cache,
             aws=config.gpu_pool.aws,
             cluster_autoscaler=config.gpu_pool.cluster_autoscaler,
             node_labels={GPU_POOL_LABEL: pool_name, "node-role.kubernetes.io/gpu": ""},

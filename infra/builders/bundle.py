@@ -13,6 +13,10 @@ from infra.stack_source import PROJECT_ROOT
 
 TEMPLATES = PROJECT_ROOT / "templates"
 PART_OF = {"app.kubernetes.io/part-of": "leanrag"}
+# Namespaces the stack creates are either for its workloads (default-deny network policies,
+# restricted pods) or for third-party operators (their own network and pod requirements).
+WORKLOAD_NAMESPACE = {**PART_OF, "leanrag.io/namespace-role": "workload"}
+OPERATOR_NAMESPACE = {**PART_OF, "leanrag.io/namespace-role": "operator"}
 # Kinds that must exist before the custom resources of the same concern can be created.
 _FIRST_WAVE = {"Namespace"}
 _SECOND_WAVE = {

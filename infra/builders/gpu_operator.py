@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from infra.builders.bundle import PART_OF, Bundle, HelmChart, render
+from infra.builders.bundle import OPERATOR_NAMESPACE, Bundle, HelmChart, render
 from infra.plan import DeploymentPlan
 from infra.platform_catalog import GPU_OPERATOR, GPU_OPERATOR_CHART, NFD_OPERATOR
 
@@ -15,7 +15,7 @@ def namespace(plan: DeploymentPlan) -> str:
 
 def build(plan: DeploymentPlan) -> Bundle:
     if plan.platform == "openshift":
-        labels = {**PART_OF, "openshift.io/cluster-monitoring": "true"}
+        labels = {**OPERATOR_NAMESPACE, "openshift.io/cluster-monitoring": "true"}
         objects = (
             render("platform/olm-operator.yaml.j2", operator=NFD_OPERATOR, labels=labels)
             + render("platform/olm-operator.yaml.j2", operator=GPU_OPERATOR, labels=labels)
@@ -44,7 +44,10 @@ def build(plan: DeploymentPlan) -> Bundle:
         namespaces=[
             {
                 "name": KUBERNETES_NAMESPACE,
-                "labels": {**PART_OF, "pod-security.kubernetes.io/enforce": "privileged"},
+                "labels": {
+                    **OPERATOR_NAMESPACE,
+                    "pod-security.kubernetes.io/enforce": "privileged",
+                },
             },
         ],
     )

@@ -5,7 +5,7 @@ The ScaledObjects themselves belong to serving; this concern makes them possible
 
 from __future__ import annotations
 
-from infra.builders.bundle import PART_OF, Bundle, HelmChart, render
+from infra.builders.bundle import OPERATOR_NAMESPACE, PART_OF, Bundle, HelmChart, render
 from infra.plan import DeploymentPlan
 from infra.platform_catalog import CUSTOM_METRICS_AUTOSCALER, KEDA_CHART
 
@@ -18,7 +18,9 @@ def build(plan: DeploymentPlan) -> Bundle:
         return Bundle(concern="keda")
     if plan.platform == "openshift":
         objects = render(
-            "platform/olm-operator.yaml.j2", operator=CUSTOM_METRICS_AUTOSCALER, labels=PART_OF
+            "platform/olm-operator.yaml.j2",
+            operator=CUSTOM_METRICS_AUTOSCALER,
+            labels=OPERATOR_NAMESPACE,
         )
         objects += render(
             "platform/keda-openshift.yaml.j2",
@@ -38,6 +40,6 @@ def build(plan: DeploymentPlan) -> Bundle:
         {"prometheus": {"operator": {"enabled": True}}},
     )
     namespace = render(
-        "platform/namespaces.yaml.j2", namespaces=[{"name": "keda", "labels": PART_OF}]
+        "platform/namespaces.yaml.j2", namespaces=[{"name": "keda", "labels": OPERATOR_NAMESPACE}]
     )
     return Bundle(concern="keda", objects=tuple(namespace), charts=(chart,))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from infra.builders.bundle import OPERATOR_NAMESPACE as OPERATOR_NAMESPACE_LABELS
 from infra.builders.bundle import PART_OF, Bundle, HelmChart, render
 from infra.plan import MILVUS_NAME, DeploymentPlan
 from infra.platform_catalog import MILVUS_OPERATOR_CHART, MILVUS_VERSION
@@ -51,7 +52,8 @@ def build(plan: DeploymentPlan) -> Bundle:
         {},
     )
     objects = render(
-        "platform/namespaces.yaml.j2", namespaces=[{"name": OPERATOR_NAMESPACE, "labels": PART_OF}]
+        "platform/namespaces.yaml.j2",
+        namespaces=[{"name": OPERATOR_NAMESPACE, "labels": OPERATOR_NAMESPACE_LABELS}],
     )
     objects += render(
         "platform/milvus.yaml.j2",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from infra.builders.bundle import PART_OF, Bundle, render
+from infra.builders.bundle import OPERATOR_NAMESPACE, Bundle, render
 from infra.plan import DeploymentPlan
 from infra.platform_catalog import OPENSHIFT_AI_OPERATOR
 
@@ -11,7 +11,7 @@ def build(plan: DeploymentPlan) -> Bundle:
     if plan.platform != "openshift":
         return Bundle(concern="openshift-ai")
     objects = render(
-        "platform/olm-operator.yaml.j2", operator=OPENSHIFT_AI_OPERATOR, labels=PART_OF
+        "platform/olm-operator.yaml.j2", operator=OPENSHIFT_AI_OPERATOR, labels=OPERATOR_NAMESPACE
     )
     objects += render(
         "platform/openshift-ai.yaml.j2",

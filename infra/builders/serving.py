@@ -88,16 +88,39 @@ def _service(
     )
     scaling = _scaling(plan, served_name) if autoscaled else None
     replicas = plan.sizing.replicas if profile == "optimized" else 1
+    quantization = plan.model.quantization if profile == "optimized" else "none"
+    pod_security: dict[str, Any] = {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    if plan.platform == "kubernetes":
+        # Upstream vLLM images default to root; OpenShift assigns a UID itself (restricted-v2).
+        pod_security["runAsUser"] = 1001
+    annotations = {
+        "leanrag.io/gpu": plan.pool.gpu,
+        "leanrag.io/fp8-kv-capable": str(plan.pool.fp8_kv_cache).lower(),
+    }
     common = {
         "name": name,
         "namespace": namespace,
-        "labels": PART_OF,
+        "labels": {
+            **PART_OF,
+            "leanrag.io/profile": profile,
+            "leanrag.io/quantization": quantization,
+        },
+        "annotations": annotations,
+        "pod_security": pod_security,
+        "container_security": _restricted_container(),
         "pod_labels": pod_labels(profile),
         "image": plan.images.vllm if plan.images else "",
         "node_selector": plan.pool.node_selector,
         "tolerations": plan.pool.tolerations,
         "resources": _resources(plan, vllm.tensor_parallel_size),
-        "env": [_secret_env("HF_TOKEN", MODEL_HUB_SECRET, "token")],
+        # vLLM keeps caches under $HOME; any UID can write /tmp.
+        "env": [
+            _secret_env("HF_TOKEN", MODEL_HUB_SECRET, "token"),
+            {"name": "HOME", "value": "/tmp"},
+        ],
         "model_uri": model_uri,
         "replicas": replicas,
     }
@@ -124,6 +147,11 @@ def _service(
         "serving/inferenceservice.yaml.j2",
         **common,
         runtime=f"{RUNTIME}-{profile}",
+        isvc_annotations=annotations
+        | {
+            "serving.kserve.io/deploymentMode": "RawDeployment",
+            "serving.kserve.io/autoscalerClass": "external",
+        },
         port=ISVC_PORT,
         args=args,
         probes=_probes(plan.model.load_seconds, ISVC_PORT, "HTTP"),
