@@ -1,0 +1,1 @@
+"""Pulumi CrossGuard policy pack that keeps every Lean RAG stack safe and lean."""

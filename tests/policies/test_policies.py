@@ -1,0 +1,229 @@
+"""The policy pack: every stack passes its environment's enforcement; each break trips exactly
+the policy that guards it."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from pulumi_policy import EnforcementLevel, Secret
+
+from infra.builders.stack import platform_bundles
+from infra.plan import build_plan
+from infra.stack_source import load_stack
+from policies.pack import as_object, build_policies
+from policies.rules import RESOURCE_RULES, STACK_RULES, no_secret_values, violations
+
+CONFIG = Path(__file__).resolve().parents[2] / "policies" / "config"
+Obj = dict[str, Any]
+
+
+def stack_objects(stack: str) -> list[Obj]:
+    plan = build_plan(load_stack(stack), stack)
+    return [copy.deepcopy(o) for b in platform_bundles(plan) for o in b.objects]
+
+
+def mandatory(found: dict[str, list[str]], environment: str) -> dict[str, list[str]]:
+    config = json.loads((CONFIG / f"{environment}.json").read_text())
+    levels = {p.name: p.enforcement_level for p in build_policies()}
+
+    def level(name: str) -> str:
+        return config.get(name, config.get("all", levels[name].value))
+
+    return {name: messages for name, messages in found.items() if level(name) == "mandatory"}
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_every_stack_passes_its_environment(stack: str) -> None:
+    assert mandatory(violations(stack_objects(stack)), stack) == {}
+
+
+def test_prod_passes_even_the_advisory_policies_but_read_only_root() -> None:
+    assert set(violations(stack_objects("prod"))) == {"root-filesystem-is-read-only"}
+
+
+def test_dev_only_misses_what_dev_relaxes() -> None:
+    assert set(violations(stack_objects("dev"))) == {
+        "root-filesystem-is-read-only",
+        "serving-is-highly-available",
+    }
+
+
+def find(objects: list[Obj], kind: str, name: str | None = None) -> Obj:
+    return next(
+        o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
+    )
+
+
+def vllm(objects: list[Obj]) -> Obj:
+    return find(objects, "LLMInferenceService", "leanrag-llm")["spec"]["template"]["containers"][0]
+
+
+def _set_arg(container: Obj, flag: str, value: str) -> None:
+    args = container["args"]
+    args[args.index(flag) + 1] = value
+
+
+BREAKS: dict[str, tuple[Callable[[list[Obj]], None], set[str]]] = {
+    "latest image": (
+        lambda o: vllm(o).update(image="docker.io/vllm/vllm-openai:latest"),
+        {"images-are-pinned"},
+    ),
+    "untagged image": (
+        lambda o: find(o, "Job", "leanrag-benchmark-gate")["spec"]["template"]["spec"][
+            "containers"
+        ][0].update(image="quay.io/leanrag/benchmark"),
+        {"images-are-pinned"},
+    ),
+    "privileged gate": (
+        lambda o: find(o, "Job", "leanrag-benchmark-gate")["spec"]["template"]["spec"][
+            "containers"
+        ][0]["securityContext"].update(privileged=True),
+        {"pods-are-restricted"},
+    ),
+    "host network": (
+        lambda o: find(o, "Job", "leanrag-quantize")["spec"]["template"]["spec"].update(
+            hostNetwork=True
+        ),
+        {"pods-are-restricted"},
+    ),
+    "no gpu limits": (
+        lambda o: vllm(o)["resources"]["limits"].pop("memory"),
+        {"gpu-workloads-are-bounded"},
+    ),
+    "no gpu toleration": (
+        lambda o: find(o, "LLMInferenceService")["spec"]["template"].update(tolerations=[]),
+        {"gpu-workloads-are-bounded"},
+    ),
+    "token in plain env": (
+        lambda o: vllm(o)["env"].append({"name": "HF_TOKEN", "value": "hf_x"}),
+        {"no-secret-values"},
+    ),
+    "16-bit kv cache": (
+        lambda o: _set_arg(vllm(o), "--kv-cache-dtype", "auto"),
+        {"serving-is-lean"},
+    ),
+    "utilization 0.99": (
+        lambda o: _set_arg(vllm(o), "--gpu-memory-utilization", "0.99"),
+        {"serving-is-lean"},
+    ),
+    "uncompressed model": (
+        lambda o: find(o, "LLMInferenceService")["metadata"]["labels"].update(
+            {"leanrag.io/quantization": "none"}
+        ),
+        {"serving-is-lean"},
+    ),
+    "prefix caching off": (
+        lambda o: vllm(o)["args"].remove("--enable-prefix-caching"),
+        {"serving-is-lean"},
+    ),
+    "scaling min above max": (
+        lambda o: find(o, "LLMInferenceService")["spec"]["scaling"].update(minReplicas=20),
+        {"autoscaling-is-bounded"},
+    ),
+    "one replica": (
+        lambda o: find(o, "LLMInferenceService")["spec"]["scaling"].update(minReplicas=1),
+        {"serving-is-highly-available"},
+    ),
+    "no disruption budget": (
+        lambda o: o.remove(find(o, "PodDisruptionBudget")),
+        {"serving-is-highly-available"},
+    ),
+    "no default deny": (
+        lambda o: o.remove(
+            next(
+                p
+                for p in o
+                if p["kind"] == "NetworkPolicy"
+                and p["metadata"]["name"] == "default-deny"
+                and p["metadata"]["namespace"] == "leanrag-rag"
+            )
+        ),
+        {"namespaces-default-deny"},
+    ),
+    "no gate": (
+        lambda o: o.remove(find(o, "Job", "leanrag-benchmark-gate")),
+        {"benchmark-gate-exists"},
+    ),
+}
+
+
+@pytest.mark.parametrize("change", sorted(BREAKS))
+def test_each_break_violates_exactly_its_policy(change: str) -> None:
+    objects = stack_objects("prod")
+    mutate, expected = BREAKS[change]
+    mutate(objects)
+    found = violations(objects)
+    assert set(mandatory(found, "prod")) == expected, found
+
+
+def test_secret_objects_must_hold_pulumi_secrets() -> None:
+    plain = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "s"},
+        "stringData": {"token": "hf_abc"},
+    }
+    assert no_secret_values(plain)
+    wrapped = {**plain, "stringData": {"token": Secret("hf_abc")}}
+    assert no_secret_values(wrapped) == []
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c"},
+        "data": {"S3_SECRET_ACCESS_KEY": "x"},
+    }
+    assert no_secret_values(config_map)
+
+
+def test_digest_pinned_images_pass() -> None:
+    job = find(stack_objects("prod"), "Job", "leanrag-benchmark-gate")
+    job["spec"]["template"]["spec"]["containers"][0]["image"] = (
+        "quay.io/leanrag/benchmark@sha256:" + "a" * 64
+    )
+    assert RESOURCE_RULES["images-are-pinned"](job) == []
+
+
+def test_pack_wires_every_rule_with_its_default_level() -> None:
+    policies = {p.name: p for p in build_policies()}
+    assert set(policies) == set(RESOURCE_RULES) | set(STACK_RULES)
+    assert policies["root-filesystem-is-read-only"].enforcement_level == EnforcementLevel.ADVISORY
+    assert policies["pods-are-restricted"].enforcement_level == EnforcementLevel.MANDATORY
+
+
+def test_pack_reads_pulumi_resources_as_kubernetes_objects() -> None:
+    gate = find(stack_objects("prod"), "Job", "leanrag-benchmark-gate")
+    props = {k: v for k, v in gate.items() if k not in ("apiVersion", "kind")}
+    gate["spec"]["template"]["spec"]["containers"][0]["image"] = "quay.io/x/y:latest"
+    reported: list[str] = []
+    policy = next(p for p in build_policies() if p.name == "images-are-pinned")
+    policy.validate(
+        SimpleNamespace(resource_type="kubernetes:batch/v1:Job", props=props),
+        lambda message, urn: reported.append(message),
+    )
+    assert reported and "quay.io/x/y:latest" in reported[0]
+    assert as_object("kubernetes:core/v1:Namespace", {})["apiVersion"] == "v1"
+    assert as_object("kubernetes:helm.sh/v4:Chart", {}) is None
+    assert as_object("leanrag:platform:Keda", {}) is None
+
+
+def test_stack_policy_sees_the_whole_stack() -> None:
+    objects = [o for o in stack_objects("prod") if o["kind"] != "Job"]
+    resources = [
+        SimpleNamespace(
+            resource_type=f"kubernetes:{o['apiVersion']}:{o['kind']}"
+            if "/" in o["apiVersion"]
+            else f"kubernetes:core/v1:{o['kind']}",
+            props=o,
+        )
+        for o in objects
+    ]
+    reported: list[str] = []
+    policy = next(p for p in build_policies() if p.name == "benchmark-gate-exists")
+    policy.validate(SimpleNamespace(resources=resources), lambda m, urn: reported.append(m))
+    assert reported == ["add the benchmark gate Job (leanrag.io/role: benchmark-gate)"]
