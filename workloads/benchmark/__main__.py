@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--from-report", type=Path, help="evaluate an existing GuideLLM JSON instead of running"
     )
+    parser.add_argument("--tokenizer", help="local tokenizer folder (default: the model name)")
     parser.add_argument(
         "--insecure",
         action="store_true",
@@ -81,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
                     context["model"] = model
                 runs[label] = {
                     scenario.name: run_scenario(
-                        target, scenario, args.seconds, args.out, label, args.insecure
+                        target,
+                        scenario,
+                        args.seconds,
+                        args.out,
+                        label,
+                        args.insecure,
+                        args.tokenizer,
                     )[1]
                     for scenario in scenarios(targets, levels)
                 }

@@ -70,7 +70,12 @@ def check_endpoint(target: str, timeout_s: float = 10.0, insecure: bool = False)
 
 
 def guidellm_command(
-    target: str, scenario: Scenario, seconds: int, output: Path, insecure: bool = False
+    target: str,
+    scenario: Scenario,
+    seconds: int,
+    output: Path,
+    insecure: bool = False,
+    tokenizer: str | None = None,
 ) -> list[str]:
     streams = ",".join(str(c) for c in scenario.concurrencies)
     data = (
@@ -81,9 +86,13 @@ def guidellm_command(
         data += f",prefix_tokens={scenario.prefix_tokens},prefix_count=1"
     backend = f"kind=openai_http,target={target}" + (",verify=false" if insecure else "")
     executable = shutil.which("guidellm") or str(Path(sys.executable).parent / "guidellm")
+    # Token counts need the served model's tokenizer: a local folder keeps air-gapped runs
+    # off the hub (by default GuideLLM looks it up by the served model name).
+    tokenizer_args = ["--tokenizer", f"kind=hf_auto,model={tokenizer}"] if tokenizer else []
     return [
         executable,
         "run",
+        *tokenizer_args,
         "--backend",
         backend,
         "--profile",
@@ -108,11 +117,12 @@ def run_scenario(
     out_dir: Path,
     label: str,
     insecure: bool = False,
+    tokenizer: str | None = None,
 ) -> tuple[Path, list[LevelMetrics]]:
     """Run GuideLLM for one scenario; return its raw report path and parsed levels."""
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = out_dir / f"guidellm-{label}-{scenario.name}.json"
-    command = guidellm_command(target, scenario, seconds, raw, insecure)
+    command = guidellm_command(target, scenario, seconds, raw, insecure, tokenizer)
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     (out_dir / f"guidellm-{label}-{scenario.name}.log").write_text(
         completed.stdout + completed.stderr
