@@ -13,16 +13,18 @@ from pathlib import Path
 
 import pytest
 
+from infra.plan import GatePlan
 from workloads.benchmark.__main__ import main
-from workloads.benchmark.gate import COULD_NOT_MEASURE, FAIL, PASS, GateTargets, evaluate
+from workloads.benchmark.gate import COULD_NOT_MEASURE, FAIL, PASS, evaluate
 from workloads.benchmark.metrics import ParseError, parse_report
 from workloads.benchmark.report import compare
 from workloads.benchmark.runner import load_levels, scenarios
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "guidellm" / "mock-server-concurrent.json"
-TARGETS = GateTargets(
+TARGETS = GatePlan(
     ttft_p95_ms=500, itl_p95_ms=50, min_throughput_rps=2, max_error_rate=0.01, concurrency=4,
     prompt_tokens=64, output_tokens=16, shared_prefix_tokens=0, predicted_requests_per_s=18.0,
+    predicted_output_tokens_per_s=288.0,
     capacity_tolerance=0.5,
 )  # fmt: skip
 
@@ -256,3 +258,15 @@ def test_result_is_published_to_a_configmap_through_the_api() -> None:
     assert body["data"]["verdict"] == "pass"
     assert json.loads(body["data"]["gate.json"])["verdict"] == "pass"
     assert seen[1][3] == "Bearer tok"
+
+
+def test_the_plan_file_the_cli_writes_is_what_the_gate_reads() -> None:
+    from infra.plan import build_plan
+    from infra.report import plan_json
+    from infra.stack_source import load_stack
+    from workloads.benchmark.gate import targets_from_plan
+
+    plan = build_plan(load_stack("prod"), "prod")
+    assert targets_from_plan(json.loads(plan_json(plan))) == plan.gate
+    with pytest.raises(KeyError, match="lacks"):
+        targets_from_plan({"gate": {"ttft_p95_ms": 1}})

@@ -88,6 +88,7 @@ def _plan(tmp: Path, **changes: float) -> Path:
         "output_tokens": 16,
         "shared_prefix_tokens": 0,
         "predicted_requests_per_s": 1.0,
+        "predicted_output_tokens_per_s": 16.0,
         "capacity_tolerance": 100.0,
     } | changes
     path = tmp / "plan.json"

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from workloads.benchmark.gate import COULD_NOT_MEASURE, GateTargets, Verdict, evaluate
+from workloads.benchmark.gate import COULD_NOT_MEASURE, Verdict, evaluate, targets_from_plan
 from workloads.benchmark.metrics import LevelMetrics, parse_report
 from workloads.benchmark.publish import PublishError, in_cluster, publish_configmap
 from workloads.benchmark.report import compare, write_report
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     plan = json.loads(args.plan.read_text())
-    targets = GateTargets.from_plan(plan)
+    targets = targets_from_plan(plan)
     levels = tuple(args.concurrency) if args.concurrency else load_levels(targets.concurrency)
     context = {
         "target": args.target,

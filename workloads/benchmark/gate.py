@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from infra.plan import GatePlan
 from workloads.benchmark.metrics import LevelMetrics
 
 PASS, FAIL, COULD_NOT_MEASURE = "pass", "fail", "could-not-measure"
 EXIT_CODES = {PASS: 0, FAIL: 1, COULD_NOT_MEASURE: 2}
 
 
-@dataclass(frozen=True)
-class GateTargets:
-    """The gate section of a deployment plan (`leanrag plan --output plan.json`)."""
-
-    ttft_p95_ms: float
-    itl_p95_ms: float
-    min_throughput_rps: float
-    max_error_rate: float
-    concurrency: int
-    prompt_tokens: int
-    output_tokens: int
-    shared_prefix_tokens: int
-    predicted_requests_per_s: float
-    capacity_tolerance: float
-
-    @classmethod
-    def from_plan(cls, plan: dict[str, Any]) -> GateTargets:
-        gate = plan["gate"]
-        return cls(**{name: gate[name] for name in cls.__dataclass_fields__})
+def targets_from_plan(plan: dict[str, Any]) -> GatePlan:
+    """The gate section of a plan written by `leanrag plan --output plan.json`."""
+    gate = plan["gate"]
+    fields = {f.name for f in dataclasses.fields(GatePlan)}
+    missing = fields - set(gate)
+    if missing:
+        raise KeyError(f"plan gate section lacks {', '.join(sorted(missing))}")
+    return GatePlan(**{name: gate[name] for name in fields})
 
 
 @dataclass(frozen=True)
@@ -59,7 +50,7 @@ def gate_level(levels: list[LevelMetrics], concurrency: int) -> LevelMetrics | N
     return min(levels, key=lambda level: abs((level.concurrency or 0) - concurrency))
 
 
-def evaluate(levels: list[LevelMetrics], targets: GateTargets) -> Verdict:
+def evaluate(levels: list[LevelMetrics], targets: GatePlan) -> Verdict:
     level = gate_level(levels, targets.concurrency)
     if level is None or level.successful == 0:
         return Verdict(COULD_NOT_MEASURE, "no successful requests were measured", (), level)

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from infra.builders.bundle import render_text
-from workloads.benchmark.gate import GateTargets, Verdict
+from infra.plan import GatePlan
+from workloads.benchmark.gate import Verdict
 from workloads.benchmark.metrics import LevelMetrics
 
 
@@ -49,7 +50,7 @@ def as_data(value: Any) -> Any:
 def write_report(
     out_dir: Path,
     verdict: Verdict,
-    targets: GateTargets,
+    targets: GatePlan,
     runs: dict[str, dict[str, list[LevelMetrics]]],
     comparison: Comparison | None,
     context: dict[str, Any],

@@ -12,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from workloads.benchmark.gate import GateTargets
+from infra.plan import GatePlan
 from workloads.benchmark.metrics import LevelMetrics, parse_report
 
 
@@ -31,7 +31,7 @@ class Scenario:
     concurrencies: tuple[int, ...]
 
 
-def scenarios(targets: GateTargets, concurrencies: tuple[int, ...]) -> list[Scenario]:
+def scenarios(targets: GatePlan, concurrencies: tuple[int, ...]) -> list[Scenario]:
     """The RAG shape (retrieved context in every prompt) and, when the workload has one, the
     shared-document shape (one long prefix that every request repeats)."""
     found = [Scenario("rag", targets.prompt_tokens, targets.output_tokens, 0, concurrencies)]
