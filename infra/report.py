@@ -7,13 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from pydantic import BaseModel
 
+from infra.builders.bundle import render_text
 from infra.plan import DeploymentPlan
-from infra.stack_source import PROJECT_ROOT
-
-TEMPLATES_DIR = PROJECT_ROOT / "templates"
 
 
 def plan_as_dict(plan: DeploymentPlan) -> dict[str, Any]:
@@ -39,18 +36,8 @@ def plan_json(plan: DeploymentPlan) -> str:
     return json.dumps(plan_as_dict(plan), indent=2, sort_keys=True) + "\n"
 
 
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-
-
 def plan_markdown(plan: DeploymentPlan) -> str:
-    return _environment().get_template("reports/plan.md.j2").render(plan=plan)
+    return render_text("reports/plan.md.j2", plan=plan)
 
 
 def write_plan(plan: DeploymentPlan, path: Path) -> None:
