@@ -7,7 +7,8 @@ translate it; none re-reads stack configuration or re-derives a number.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from infra.catalog import ACCELERATORS, GIB, Accelerator, ModelPreset
 from infra.config import (
@@ -420,8 +421,6 @@ def _accelerator(config: StackConfig) -> Accelerator:
     catalog = ACCELERATORS[config.gpu_pool.gpu]
     if config.gpu_pool.memory_gib is None:
         return catalog
-    from dataclasses import replace
-
     return replace(catalog, memory_gib=config.gpu_pool.memory_gib)
 
 
@@ -535,11 +534,10 @@ def _compare(optimized: DeploymentSizing, baseline: DeploymentSizing) -> Compari
 def _smallest_fix(
     config: StackConfig,
     knobs: ServingKnobs,
-    size: object,
+    size: Callable[[ServingKnobs], DeploymentSizing],
     accelerator: Accelerator,
 ) -> str:
     """Try single changes, least disruptive first; name the first one that makes it fit."""
-    assert callable(size)
     heads = config.resolved_model.architecture.num_attention_heads
     needed = config.workload.sequence_tokens
     options: list[tuple[str, ServingKnobs]] = []

@@ -13,6 +13,7 @@ The efficiency factors below are calibrated on measured vLLM runs on an H100
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from infra.catalog import GIB, Accelerator, ModelArchitecture, embedding_parameter_count
@@ -330,9 +331,8 @@ def size_replica(
     )
 
 
-def _largest_batch(meets: object, ceiling: int) -> int:
+def _largest_batch(meets: Callable[[int], bool], ceiling: int) -> int:
     """Largest b in [1, ceiling] with meets(b) (monotone: larger batches are slower)."""
-    assert callable(meets)
     low, high = 0, ceiling
     while low < high:
         middle = (low + high + 1) // 2
