@@ -70,3 +70,28 @@ def test_model_reproduces_the_measured_optimized_speedup() -> None:
     optimized = replica_speed(LLAMA_8B, H100, OPTIMIZED, RAG_SHAPE, 128).requests_per_s
     measured_ratio = 20.33 / 13.39
     assert optimized / stock == pytest.approx(measured_ratio, rel=0.20)
+
+
+def test_kv_capacity_matches_vllm_on_a_real_h100() -> None:
+    """Committed measurement: vLLM 0.25.1 start-up reports, bf16/FP8 KV × util 0.85/0.92."""
+    import json
+    from pathlib import Path
+
+    from benchmarks.gpu.compare_kv_capacity import compare
+
+    results = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    source = json.loads((results / "gpu_kv_capacity.json").read_text())
+    rows = compare(source["runs"], source["gpu"])
+    assert len(rows) == 4
+    assert {(r["kv_cache_dtype"], r["gpu_memory_utilization"]) for r in rows} == {
+        ("auto", 0.85),
+        ("auto", 0.92),
+        ("fp8", 0.85),
+        ("fp8", 0.92),
+    }
+    for row in rows:
+        assert abs(row["error"]) <= 0.05, row
+        concurrency_error = (
+            row["predicted_max_concurrency_at_8192"] / row["max_concurrency_at_8192"] - 1
+        )
+        assert abs(concurrency_error) <= 0.05, row
