@@ -270,3 +270,13 @@ def test_the_plan_file_the_cli_writes_is_what_the_gate_reads() -> None:
     assert targets_from_plan(json.loads(plan_json(plan))) == plan.gate
     with pytest.raises(KeyError, match="lacks"):
         targets_from_plan({"gate": {"ttft_p95_ms": 1}})
+
+
+def test_a_hung_run_is_killed_within_its_limit() -> None:
+    from workloads.benchmark.runner import _run_bounded
+
+    started = time.monotonic()
+    assert _run_bounded(["sh", "-c", "sleep 30 & sleep 30"], limit_s=1) is None
+    assert time.monotonic() - started < 10
+    done = _run_bounded(["sh", "-c", "echo measured"], limit_s=10)
+    assert done is not None and done.returncode == 0 and "measured" in done.stdout

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -110,6 +112,28 @@ def guidellm_command(
     ]
 
 
+STARTUP_ALLOWANCE_S = 240
+
+
+def _run_bounded(command: list[str], limit_s: int) -> subprocess.CompletedProcess[str] | None:
+    """Run to completion, or kill the whole process group after `limit_s` and return None."""
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        return None
+    return subprocess.CompletedProcess(command, process.returncode, output, "")
+
+
 def run_scenario(
     target: str,
     scenario: Scenario,
@@ -123,7 +147,19 @@ def run_scenario(
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = out_dir / f"guidellm-{label}-{scenario.name}.json"
     command = guidellm_command(target, scenario, seconds, raw, insecure, tokenizer)
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    # GuideLLM 0.8.1 has been seen to hang after a finished run (its main loop idle, waiting on
+    # a worker). Bound it by the run's own length, kill its whole process group, retry once.
+    limit_s = seconds * len(scenario.concurrencies) + STARTUP_ALLOWANCE_S
+    completed = None
+    for _ in range(2):
+        completed = _run_bounded(command, limit_s)
+        if completed is not None:
+            break
+        if raw.is_file():  # the report was written before the hang: the run is complete
+            completed = subprocess.CompletedProcess(command, 0, "killed after its report", "")
+            break
+    if completed is None:
+        raise EndpointDown(f"guidellm did not finish within {limit_s} s, twice")
     (out_dir / f"guidellm-{label}-{scenario.name}.log").write_text(
         completed.stdout + completed.stderr
     )
