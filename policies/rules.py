@@ -254,7 +254,7 @@ RESOURCE_RULES = {
 
 
 def namespaces_default_deny(objects: list[Obj]) -> list[str]:
-    """Every workload namespace the stack creates has default-deny plus explicit allows."""
+    """Every namespace the stack creates has default-deny plus explicit allows."""
     found = []
     policies: dict[str, list[Obj]] = {}
     for obj in objects:
@@ -263,8 +263,6 @@ def namespaces_default_deny(objects: list[Obj]) -> list[str]:
     for obj in objects:
         if obj.get("kind") != "Namespace":
             continue
-        if _labels(obj).get("leanrag.io/namespace-role") == "operator":
-            continue  # third-party operators keep their own network requirements
         name = obj["metadata"]["name"]
         mine = policies.get(name, [])
         if not any(_is_default_deny(p) for p in mine):

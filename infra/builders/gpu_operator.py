@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from infra.builders import network
 from infra.builders.bundle import OPERATOR_NAMESPACE, Bundle, HelmChart, render
 from infra.plan import DeploymentPlan
 from infra.platform_catalog import GPU_OPERATOR, GPU_OPERATOR_CHART, NFD_OPERATOR
 
 KUBERNETES_NAMESPACE = "gpu-operator"
+# The GPU operator, its operands (device plugin, DCGM exporter, validators) and NFD talk within
+# their namespace and to the API server; monitoring scrapes DCGM. No webhooks by default.
+# Host-network operands are outside NetworkPolicy's reach and unaffected.
+_OPERATOR_TRAFFIC = network.OperatorTraffic()
 
 
 def namespace(plan: DeploymentPlan) -> str:
@@ -19,6 +24,8 @@ def build(plan: DeploymentPlan) -> Bundle:
         objects = (
             render("platform/olm-operator.yaml.j2", operator=NFD_OPERATOR, labels=labels)
             + render("platform/olm-operator.yaml.j2", operator=GPU_OPERATOR, labels=labels)
+            + network.operator_policies(plan, NFD_OPERATOR.namespace, _OPERATOR_TRAFFIC)
+            + network.operator_policies(plan, GPU_OPERATOR.namespace, _OPERATOR_TRAFFIC)
             + render(
                 "platform/nvidia-openshift.yaml.j2",
                 nfd_namespace=NFD_OPERATOR.namespace,
@@ -51,4 +58,5 @@ def build(plan: DeploymentPlan) -> Bundle:
             },
         ],
     )
+    namespace_objects += network.operator_policies(plan, KUBERNETES_NAMESPACE, _OPERATOR_TRAFFIC)
     return Bundle(concern="gpu-operator", objects=tuple(namespace_objects), charts=(chart,))

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from infra.builders import network
 from infra.builders.bundle import OPERATOR_NAMESPACE as OPERATOR_NAMESPACE_LABELS
 from infra.builders.bundle import PART_OF, Bundle, HelmChart, render
 from infra.plan import MILVUS_NAME, DeploymentPlan
 from infra.platform_catalog import MILVUS_OPERATOR_CHART, MILVUS_VERSION
 
 OPERATOR_NAMESPACE = "milvus-operator"
+
+
+def _operator_traffic(plan: DeploymentPlan) -> network.OperatorTraffic:
+    # Admission webhook on 9443; the operator probes etcd, MinIO and Milvus where they run.
+    return network.OperatorTraffic(
+        api_server_ports=(9443,), egress_namespaces=(plan.namespaces.milvus,)
+    )
+
+
 # Per-mode shape: standalone is one pod; cluster spreads query/data/proxy for availability.
 _MODES = {
     "standalone": {
@@ -55,6 +65,7 @@ def build(plan: DeploymentPlan) -> Bundle:
         "platform/namespaces.yaml.j2",
         namespaces=[{"name": OPERATOR_NAMESPACE, "labels": OPERATOR_NAMESPACE_LABELS}],
     )
+    objects += network.operator_policies(plan, OPERATOR_NAMESPACE, _operator_traffic(plan))
     objects += render(
         "platform/milvus.yaml.j2",
         name=MILVUS_NAME,

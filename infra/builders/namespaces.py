@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from infra.builders.bundle import PART_OF, WORKLOAD_NAMESPACE, Bundle, render
+from infra.builders import milvus, network
+from infra.builders.bundle import WORKLOAD_NAMESPACE, Bundle, render
 from infra.plan import DeploymentPlan
-
-# Namespaces of the platform's own ingress and monitoring, per platform.
-_GATEWAYS = {"openshift": ["openshift-ingress"], "kubernetes": ["envoy-gateway-system"]}
-_MONITORING = {
-    "openshift": ["openshift-user-workload-monitoring", "openshift-monitoring"],
-    "kubernetes": ["monitoring"],
-}
 
 
 def build(plan: DeploymentPlan) -> Bundle:
@@ -26,7 +20,7 @@ def build(plan: DeploymentPlan) -> Bundle:
     serving = dict(common)
     if plan.platform == "openshift":
         serving["opendatahub.io/dashboard"] = "true"
-    milvus_in_cluster = plan.features.milvus in ("standalone", "cluster")
+    milvus_in_cluster = milvus.in_cluster(plan)
     wanted = [
         (namespaces.serving, serving),
         (namespaces.rag, common),
@@ -39,25 +33,20 @@ def build(plan: DeploymentPlan) -> Bundle:
         "platform/namespaces.yaml.j2",
         namespaces=[{"name": name, "labels": labels} for name, labels in unique.items()],
     )
-    gateways = _GATEWAYS.get(plan.platform, [])
-    monitoring = _MONITORING.get(plan.platform, [])
-    milvus = [namespaces.milvus] if milvus_in_cluster else []
+    gateways = network.gateway_namespaces(plan)
+    monitoring = network.monitoring_namespaces(plan)
+    vector_store = [namespaces.milvus] if milvus_in_cluster else []
     # Who may talk to whom: RAG app → model and vector store; gateways → model and RAG app;
     # monitoring scrapes everything; only pods that fetch models or documents leave the cluster.
     traffic = {
         namespaces.serving: (gateways + monitoring + [namespaces.rag], [], True),
-        namespaces.rag: (gateways + monitoring, [namespaces.serving, *milvus], True),
+        namespaces.rag: (gateways + monitoring, [namespaces.serving, *vector_store], True),
         namespaces.monitoring: (monitoring, [], False),
     }
     if milvus_in_cluster:
-        traffic[namespaces.milvus] = ([*monitoring, namespaces.rag], [], False)
+        # The Milvus operator checks the health of the components it manages.
+        ingress = [*monitoring, namespaces.rag, milvus.OPERATOR_NAMESPACE]
+        traffic[namespaces.milvus] = (ingress, [], False)
     for name, (ingress, egress, external) in traffic.items():
-        objects += render(
-            "platform/network-policies.yaml.j2",
-            namespace=name,
-            labels=PART_OF,
-            ingress_namespaces=sorted(set(ingress) - {name}),
-            egress_namespaces=sorted(set(egress) - {name}),
-            external_https=external,
-        )
+        objects += network.policies(name, ingress, egress, external_https=external)
     return Bundle(concern="namespaces", objects=tuple(objects))

@@ -146,6 +146,18 @@ BREAKS: dict[str, tuple[Callable[[list[Obj]], None], set[str]]] = {
         ),
         {"namespaces-default-deny"},
     ),
+    "operator namespace without default deny": (
+        lambda o: o.remove(
+            next(
+                p
+                for p in o
+                if p["kind"] == "NetworkPolicy"
+                and p["metadata"]["name"] == "default-deny"
+                and p["metadata"]["namespace"] == "openshift-keda"
+            )
+        ),
+        {"namespaces-default-deny"},
+    ),
     "no gate": (
         lambda o: o.remove(find(o, "Job", "leanrag-benchmark-gate")),
         {"benchmark-gate-exists"},

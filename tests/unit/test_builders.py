@@ -156,3 +156,63 @@ def test_gate_compares_with_the_baseline_where_it_runs() -> None:
         ]
         == "baseline"
     )
+
+
+def _network_policies(p: DeploymentPlan) -> dict[str, dict[str, dict[str, Any]]]:
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for bundle in platform_bundles(p):
+        for obj in bundle.objects:
+            if obj["kind"] == "NetworkPolicy":
+                found.setdefault(obj["metadata"]["namespace"], {})[obj["metadata"]["name"]] = obj
+    return found
+
+
+def _open_ports(policy: dict[str, Any]) -> set[int]:
+    """Ports reachable from any source (rules without `from`)."""
+    return {
+        port["port"]
+        for rule in policy["spec"].get("ingress", [])
+        if "from" not in rule
+        for port in rule["ports"]
+    }
+
+
+@pytest.mark.parametrize("platform", ["openshift", "kubernetes"])
+def test_every_namespace_the_stack_creates_denies_by_default(platform: str) -> None:
+    raw = edited(stack_raw("prod"), "platform", platform)
+    if platform == "kubernetes":
+        raw = edited(raw, "gpuPool.aws")  # node groups come from cloud tooling there
+    p = build_plan(validate_stack(raw, "prod"), "prod")
+    policies = _network_policies(p)
+    created = {
+        o["metadata"]["name"]
+        for b in platform_bundles(p)
+        for o in b.objects
+        if o["kind"] == "Namespace"
+    }
+    operators = {
+        "openshift": {"nvidia-gpu-operator", "openshift-nfd", "redhat-ods-operator",
+                      "openshift-keda", "milvus-operator"},
+        "kubernetes": {"gpu-operator", "keda", "milvus-operator"},
+    }[platform]  # fmt: skip
+    assert operators <= created
+    for namespace in created:
+        deny = policies[namespace]["default-deny"]["spec"]
+        assert deny["podSelector"] == {} and "ingress" not in deny and "egress" not in deny
+        assert "allow-stack-traffic" in policies[namespace]
+    keda = "openshift-keda" if platform == "openshift" else "keda"
+    # The API server reaches KEDA's metrics API and webhooks, and the Milvus operator's webhook.
+    assert _open_ports(policies[keda]["allow-stack-traffic"]) == {6443, 9443}
+    assert _open_ports(policies["milvus-operator"]["allow-stack-traffic"]) == {9443}
+    # Workload namespaces expose nothing to arbitrary sources.
+    assert _open_ports(policies[p.namespaces.serving]["allow-stack-traffic"]) == set()
+    # KEDA reads the Prometheus it scales on; the Milvus operator reaches the Milvus it manages.
+    keda_egress = policies[keda]["allow-stack-traffic"]["spec"]["egress"][0]["to"]
+    prometheus_namespace = "openshift-monitoring" if platform == "openshift" else "monitoring"
+    assert {"kubernetes.io/metadata.name": prometheus_namespace} in [
+        peer.get("namespaceSelector", {}).get("matchLabels") for peer in keda_egress
+    ]
+    milvus_ingress = policies[p.namespaces.milvus]["allow-stack-traffic"]["spec"]["ingress"][0]
+    assert {"kubernetes.io/metadata.name": "milvus-operator"} in [
+        peer.get("namespaceSelector", {}).get("matchLabels") for peer in milvus_ingress["from"]
+    ]
