@@ -12,7 +12,7 @@ WL_STAMP := $(WL_VENV)/.installed
 VLLM_VENV  ?= .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: plan render golden test lint format venv workloads-venv clean
+.PHONY: plan render golden rag-eval test lint format venv workloads-venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 $(WL_STAMP): pyproject.toml
 	test -x $(WL_VENV)/bin/python || $(PYTHON) -m venv $(WL_VENV)
 	$(WL_VENV)/bin/python -m pip install --quiet torch==2.13.0
-	$(WL_VENV)/bin/python -m pip install --quiet -e '.[workloads,dev]'
+	$(WL_VENV)/bin/python -m pip install --quiet -e '.[workloads,rag,dev]'
 	# PyPI's torchvision breaks transformers next to the CPU torch build; nothing here uses it.
 	$(WL_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
 	touch $(WL_STAMP)
@@ -50,6 +50,15 @@ render: $(STAMP)
 ## golden: refresh the reviewed prod rendering in tests/golden/prod (review the git diff)
 golden: $(STAMP)
 	$(BIN)/leanrag render --stack prod --out tests/golden/prod
+
+## rag-eval: ingest the sample corpus into Milvus Lite and measure retrieval (recall@5, MRR@5)
+rag-eval: $(WL_STAMP)
+	rm -rf out/rag-eval.db
+	$(WL_VENV)/bin/leanrag-ingest --source workloads/ingest/sample_corpus --milvus-uri out/rag-eval.db \
+		--no-progress --summary-json out/rag-eval-ingest.json
+	$(WL_VENV)/bin/leanrag-rag-eval --milvus-uri out/rag-eval.db \
+		--output benchmarks/results/rag_retrieval.json \
+		--context '{"chunking": "Docling HybridChunker, 256 tokens, 32 overlap (defaults)", "command": "make rag-eval"}'
 
 ## test: lint, then every test (platform tests in .venv, workload tests in .venv-workloads)
 test: $(STAMP) $(WL_STAMP) $(VLLM_STAMP) lint

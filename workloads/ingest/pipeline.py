@@ -1,0 +1,108 @@
+"""The ingestion run: discover → (per document) convert, chunk, embed, upsert, prune → summary.
+
+A document is written only after it is fully converted and chunked; its rows carry the
+document's hash and chunk count, so a re-run skips documents already complete and redoes
+(upserting, never duplicating) one that was interrupted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from workloads.ingest.convert import Converter, discover
+from workloads.ingest.embed import Embedder
+from workloads.ingest.errors import IngestError
+from workloads.ingest.store import MilvusStore, chunk_ids
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    source: Path
+    milvus_uri: str
+    collection: str = "leanrag_docs"
+    max_tokens: int = 256
+    overlap: int = 32
+    index_type: str = "AUTOINDEX"
+    metric: str = "COSINE"
+    artifacts_path: Path | None = None
+    batch_size: int = 64
+    delete_missing: bool = False
+    milvus_token: str | None = None
+
+
+@dataclass
+class IngestSummary:
+    files: int = 0
+    skipped: int = 0  # already complete from an earlier run
+    pages: int = 0  # pages of paginated formats; one per document otherwise
+    chunks: int = 0  # chunks written this run
+    stored_chunks: int = 0  # rows in the collection afterwards
+    seconds: float = 0.0
+    collection: str = ""
+    embedding_model: str = ""
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "chunks_per_second": round(self.chunks_per_second, 2)}
+
+
+# Called after each document: (documents done, documents total, source).
+Progress = Callable[[int, int, str], None]
+
+
+def ingest(
+    settings: IngestSettings, embedder: Embedder, progress: Progress | None = None
+) -> IngestSummary:
+    started = time.perf_counter()
+    documents = discover(settings.source)
+    max_tokens = min(settings.max_tokens, getattr(embedder, "max_tokens", settings.max_tokens))
+    converter = Converter(embedder.tokenizer, max_tokens, settings.overlap, settings.artifacts_path)
+    if any(d.path.suffix.lower() == ".pdf" for d in documents):
+        converter.check_pdf_models()  # before anything is written
+    store = MilvusStore(
+        settings.milvus_uri,
+        settings.collection,
+        embedder.dimension,
+        settings.index_type,
+        settings.metric,
+        settings.milvus_token,
+    )
+    summary = IngestSummary(collection=settings.collection, embedding_model=embedder.name)
+    try:
+        for number, document in enumerate(documents, start=1):
+            converted = converter.convert(document)
+            chunks = converted.chunks
+            summary.files += 1
+            summary.pages += converted.pages
+            summary.sources.append(document.source)
+            if not chunks:
+                raise IngestError(f"{document.source}: Docling found no text in it; remove it")
+            if store.complete(document.source, document.digest, len(chunks)):
+                summary.skipped += 1
+            else:
+                ids = chunk_ids(chunks)
+                for start in range(0, len(chunks), settings.batch_size):
+                    batch = chunks[start : start + settings.batch_size]
+                    vectors = embedder.embed([c.embed_text for c in batch])
+                    store.upsert(
+                        batch, ids[start : start + len(batch)], vectors, document.digest,
+                        len(chunks),
+                    )  # fmt: skip
+                    summary.chunks += len(batch)
+            store.prune(document.source, document.digest)
+            if progress:
+                progress(number, len(documents), document.source)
+        if settings.delete_missing:
+            store.delete_sources_except(summary.sources)
+        summary.stored_chunks = store.count()
+    finally:
+        store.close()
+    summary.seconds = round(time.perf_counter() - started, 2)
+    return summary
