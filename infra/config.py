@@ -11,7 +11,7 @@ import re
 from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from infra.catalog import (
@@ -189,6 +189,43 @@ class FeaturesConfig(_Section):
     llama_stack: bool = True
 
 
+class RagConfig(_Section):
+    """The RAG app: where documents come from, how they are chunked, embedded and indexed."""
+
+    # pvc://<claim>/<path> (default: a volume the stack creates) or s3://<bucket>/<prefix>.
+    documents_uri: str = "pvc://leanrag-documents/"
+    documents_volume_gib: int = Field(default=20, ge=1)
+    # Docling's layout models for PDFs, pre-downloaded (`docling-tools models download`) into
+    # a folder of the documents volume; without it PDFs are refused with the fix.
+    docling_artifacts_path: str | None = None
+    collection: str = Field(default="leanrag_docs", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+    chunk_tokens: int = Field(default=256, ge=16, le=8192)
+    chunk_overlap_tokens: int = Field(default=32, ge=0)
+    index_type: Literal["AUTOINDEX", "FLAT", "IVF_FLAT", "HNSW"] = "HNSW"
+    metric: Literal["COSINE", "IP", "L2"] = "COSINE"
+    # A sentence-transformers model: the ingestion image carries it; Llama Stack embeds
+    # questions with the same one.
+    embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    embedding_dimension: int = Field(default=384, ge=8)
+    # Where Llama Stack sends chat requests (default: the inference gateway of the stack).
+    inference_url: str | None = None
+
+    @field_validator("documents_uri")
+    @classmethod
+    def _documents(cls, value: str) -> str:
+        if not value.startswith(("pvc://", "s3://")):
+            raise ValueError("use pvc://<claim>/<path> or s3://<bucket>/<prefix>")
+        return value
+
+    @model_validator(mode="after")
+    def _overlap(self) -> RagConfig:
+        if self.chunk_overlap_tokens * 2 >= self.chunk_tokens:
+            raise ValueError(
+                "chunkOverlapTokens must be under half of chunkTokens; lower the overlap"
+            )
+        return self
+
+
 class NamespacesConfig(_Section):
     serving: str = "leanrag-serving"
     rag: str = "leanrag-rag"
@@ -250,6 +287,7 @@ class StackConfig(_Section):
     cost: CostConfig
     features: FeaturesConfig = FeaturesConfig()
     namespaces: NamespacesConfig = NamespacesConfig()
+    rag: RagConfig = RagConfig()
     images: ImagesConfig | None = None
     model_hub_token: SecretRef | None = None
     s3_access_key_id: SecretRef | None = None

@@ -16,6 +16,7 @@ from infra.config import (
     FeaturesConfig,
     ImagesConfig,
     NamespacesConfig,
+    RagConfig,
     StackConfig,
 )
 from infra.sizing import (
@@ -244,6 +245,7 @@ class DeploymentPlan:
     gate: GatePlan
     curves: CapacityCurves
     vector_store_uri: str
+    rag: RagConfig
     problems: tuple[PlanProblem, ...] = field(default_factory=tuple)
 
     @property
@@ -382,6 +384,7 @@ def build_plan(config: StackConfig, stack: str) -> DeploymentPlan:
         ),
         curves=_curves(config, knobs, sizing, baseline, accelerator),
         vector_store_uri=_vector_store_uri(config),
+        rag=config.rag,
         problems=problems,
     )
 

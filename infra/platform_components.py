@@ -7,6 +7,7 @@ plan; `leanrag render` writes the very same bundles as files.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -77,22 +78,35 @@ class ServingArgs(BundleArgs):
     secrets: dict[str, pulumi.Output[str]] = field(default_factory=dict)
 
 
-class ModelServing(BundleComponent):
-    """Quantize Job, vLLM service(s) with probes, PDB and KEDA scaling, model-hub/S3 secrets."""
+_S3_KEYS = {"AWS_ACCESS_KEY_ID": "s3AccessKeyId", "AWS_SECRET_ACCESS_KEY": "s3SecretAccessKey"}
 
-    TYPE = "leanrag:serving:ModelServing"
+
+def _secret_refs(node: object) -> set[str]:
+    """Names of the Secrets that `secretKeyRef`s anywhere in `node` point at."""
+    if isinstance(node, dict):
+        found = {node["secretKeyRef"]["name"]} if "secretKeyRef" in node else set()
+        return found.union(*(_secret_refs(v) for v in node.values()))
+    if isinstance(node, list | tuple):
+        return set().union(*(_secret_refs(v) for v in node))
+    return set()
+
+
+class _WithSecrets(BundleComponent):
+    """A bundle whose pods read Secrets that Pulumi creates from the stack's secret config."""
+
+    # Secret name → {key in the Secret: stack config key}; created only where configured.
+    SECRETS: ClassVar[dict[str, dict[str, str]]] = {
+        MODEL_HUB_SECRET: {"token": "modelHubToken"},
+        S3_SECRET: _S3_KEYS,
+    }
 
     def prepare(self, args: BundleArgs) -> list[pulumi.Resource]:
         assert isinstance(args, ServingArgs)
-        layout = {
-            MODEL_HUB_SECRET: {"token": "modelHubToken"},
-            S3_SECRET: {
-                "AWS_ACCESS_KEY_ID": "s3AccessKeyId",
-                "AWS_SECRET_ACCESS_KEY": "s3SecretAccessKey",
-            },
-        }
         created: list[pulumi.Resource] = []
-        for secret_name, keys in layout.items():
+        referenced = _secret_refs(args.bundle.objects)
+        for secret_name, keys in self.SECRETS.items():
+            if secret_name not in referenced:
+                continue  # only the Secrets this bundle's pods read
             values = {
                 key: args.secrets[config] for key, config in keys.items() if config in args.secrets
             }
@@ -108,10 +122,22 @@ class ModelServing(BundleComponent):
         return created
 
 
+class ModelServing(_WithSecrets):
+    """Quantize Job, vLLM service(s) with probes, PDB and KEDA scaling, model-hub/S3 secrets."""
+
+    TYPE = "leanrag:serving:ModelServing"
+
+
 class BenchmarkGate(BundleComponent):
     """Post-deploy GuideLLM gate Job, its Services, RBAC and plan ConfigMap."""
 
     TYPE = "leanrag:benchmark:BenchmarkGate"
+
+
+class RagApp(_WithSecrets):
+    """Llama Stack distribution (run config, exposure) and the document ingestion Job."""
+
+    TYPE = "leanrag:rag:RagApp"
 
 
 COMPONENTS: dict[str, type[BundleComponent]] = {
@@ -126,4 +152,5 @@ COMPONENTS: dict[str, type[BundleComponent]] = {
     "observability": Observability,
     "serving": ModelServing,
     "benchmark": BenchmarkGate,
+    "rag": RagApp,
 }

@@ -48,9 +48,11 @@ def deploy(plan: DeploymentPlan) -> dict[str, Any]:
             for c in ("namespaces", *DEPENDS_ON.get(bundle.concern, ()))
             if c in components and c != bundle.concern
         ]
+        # Pods of these concerns read the stack's secrets (model hub token, S3 keys).
+        secret_namespaces = {"serving": plan.namespaces.serving, "rag": plan.namespaces.rag}
         args = (
-            ServingArgs(bundle, plan.namespaces.serving, _secret_values(plan))
-            if bundle.concern == "serving"
+            ServingArgs(bundle, secret_namespaces[bundle.concern], _secret_values(plan))
+            if bundle.concern in secret_namespaces
             else BundleArgs(bundle)
         )
         components[bundle.concern] = COMPONENTS[bundle.concern](

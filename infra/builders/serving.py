@@ -110,7 +110,7 @@ def _service(
         },
         "annotations": annotations,
         "pod_security": pod_security,
-        "container_security": _restricted_container(),
+        "container_security": restricted_container(),
         "pod_labels": pod_labels(profile),
         "image": plan.images.vllm if plan.images else "",
         "node_selector": plan.pool.node_selector,
@@ -273,7 +273,7 @@ def _quantize_job(plan: DeploymentPlan) -> list[dict[str, Any]]:
     steps: list[dict[str, Any]] = []  # init containers, run one after another
     mounts: list[dict[str, Any]] = []
     volumes: list[dict[str, Any]] = []
-    model_path = _fetch(
+    model_path = fetch_into_job(
         model.source_uri,
         "source",
         images.storage_initializer,
@@ -283,7 +283,7 @@ def _quantize_job(plan: DeploymentPlan) -> list[dict[str, Any]]:
         size_gib=math.ceil(1.2 * model.source_weights_gib) + 1,
     )
     calibration = (
-        _fetch(
+        fetch_into_job(
             model.calibration_uri,
             "calibration",
             images.storage_initializer,
@@ -323,7 +323,7 @@ def _quantize_job(plan: DeploymentPlan) -> list[dict[str, Any]]:
             "requests": {"cpu": "8", "memory": f"{memory_gib}Gi", "nvidia.com/gpu": 1},
             "limits": {"cpu": "16", "memory": f"{memory_gib}Gi", "nvidia.com/gpu": 1},
         },
-        "securityContext": _restricted_container(),
+        "securityContext": restricted_container(),
         "volumeMounts": mounts,
     }
     if to_s3:
@@ -332,12 +332,12 @@ def _quantize_job(plan: DeploymentPlan) -> list[dict[str, Any]]:
             "name": "upload",
             "image": images.s3_sync,
             "args": ["s3", "sync", "--only-show-errors", checkpoint_path, model.checkpoint_uri],
-            "env": _s3_env(),
+            "env": s3_env(),
             "resources": {
                 "requests": {"cpu": "1", "memory": "1Gi"},
                 "limits": {"cpu": "2", "memory": "2Gi"},
             },
-            "securityContext": _restricted_container(),
+            "securityContext": restricted_container(),
             "volumeMounts": [{"name": "output", "mountPath": "/mnt/output", "readOnly": True}],
         }
     else:
@@ -356,18 +356,18 @@ def _quantize_job(plan: DeploymentPlan) -> list[dict[str, Any]]:
     )
 
 
-def _restricted_container() -> dict[str, Any]:
+def restricted_container() -> dict[str, Any]:
     return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
-def _s3_env() -> list[dict[str, Any]]:
+def s3_env() -> list[dict[str, Any]]:
     return [
         _secret_env("AWS_ACCESS_KEY_ID", S3_SECRET, "AWS_ACCESS_KEY_ID"),
         _secret_env("AWS_SECRET_ACCESS_KEY", S3_SECRET, "AWS_SECRET_ACCESS_KEY"),
     ]
 
 
-def _fetch(
+def fetch_into_job(
     uri: str,
     name: str,
     initializer_image: str,
@@ -392,12 +392,12 @@ def _fetch(
             "name": f"fetch-{name}",
             "image": initializer_image,
             "args": [uri, f"/mnt/{name}"],
-            "env": [_secret_env("HF_TOKEN", MODEL_HUB_SECRET, "token"), *_s3_env()],
+            "env": [_secret_env("HF_TOKEN", MODEL_HUB_SECRET, "token"), *s3_env()],
             "resources": {
                 "requests": {"cpu": "1", "memory": "2Gi"},
                 "limits": {"cpu": "2", "memory": "4Gi"},
             },
-            "securityContext": _restricted_container(),
+            "securityContext": restricted_container(),
             "volumeMounts": [{"name": name, "mountPath": f"/mnt/{name}"}],
         }
     )

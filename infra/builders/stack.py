@@ -15,6 +15,7 @@ from infra.builders import (
     namespaces,
     observability,
     openshift_ai,
+    rag,
     serving,
 )
 from infra.builders.bundle import Bundle
@@ -33,6 +34,7 @@ CONCERNS: tuple[tuple[str, Callable[[DeploymentPlan], Bundle]], ...] = (
     ("observability", observability.build),
     ("serving", serving.build),
     ("benchmark", benchmark.build),
+    ("rag", rag.build),
 )
 
 
@@ -44,6 +46,8 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "serving": ("gpu-nodes", "gpu-operator", "openshift-ai", "kserve", "llm-d", "keda"),
     # The gate measures the live service: it starts once serving is ready.
     "benchmark": ("serving",),
+    # Llama Stack needs its operator (OpenShift AI), Milvus and the served model.
+    "rag": ("openshift-ai", "milvus", "serving"),
 }
 
 

@@ -65,7 +65,7 @@ def settings(corpus: Path, tmp_path: Path, **changes: object) -> IngestSettings:
 
 def rows(uri: str, dimension: int = 384) -> list[dict]:
     store = MilvusStore(uri, "leanrag_docs", dimension)
-    found = store._client.query(  # the test reads every stored field
+    found = store.client.query(  # the test reads every stored field
         "leanrag_docs", filter="", output_fields=["*"], limit=10_000
     )
     store.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from workloads.ingest.errors import IngestError
 from workloads.ingest.pipeline import IngestSettings, ingest
+from workloads.ingest.publish import PublishResult
 from workloads.ingest.store import INDEX_TYPES, METRICS
 
 
@@ -42,6 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--embedding-url", help="OpenAI-compatible base URL ending in /v1")
     parser.add_argument("--embedding-model-name", help="model name at --embedding-url")
+    parser.add_argument(
+        "--llama-stack-url", help="also publish the collection to this Llama Stack server"
+    )
+    parser.add_argument(
+        "--llama-stack-embedding-model",
+        help="Llama Stack's id of the same embedding model (default: embeddings/<name>)",
+    )
+    parser.add_argument(
+        "--llama-stack-token-file",
+        type=Path,
+        help="bearer token file (in a cluster: the projected service-account token)",
+    )
     parser.add_argument("--delete-missing", action="store_true", help="drop removed documents")
     parser.add_argument("--summary-json", type=Path, help="also write the summary here")
     parser.add_argument("--no-progress", action="store_true")
@@ -66,6 +79,28 @@ def make_embedder(args: argparse.Namespace):  # noqa: ANN201 - returns an Embedd
             api_key=os.environ.get("EMBEDDING_API_KEY"),
         )
     return LocalEmbedder(args.embedding_model) if args.embedding_model else default_embedder()
+
+
+def _publish(
+    args: argparse.Namespace, settings: IngestSettings, embedding_name: str
+) -> PublishResult:
+    from workloads.ingest.publish import LlamaStack, publish
+    from workloads.ingest.store import MilvusStore
+
+    token = os.environ.get("LLAMA_STACK_TOKEN")
+    if args.llama_stack_token_file:
+        token = args.llama_stack_token_file.read_text().strip()
+    store = MilvusStore(
+        settings.milvus_uri, settings.collection, 0, metric=settings.metric,
+        token=settings.milvus_token, create=False,
+    )  # fmt: skip
+    stack = LlamaStack(args.llama_stack_url, token)
+    try:
+        model = args.llama_stack_embedding_model or f"embeddings/{embedding_name}"
+        return publish(store, stack, model)
+    finally:
+        stack.close()
+        store.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,9 +129,13 @@ def main(argv: list[str] | None = None) -> int:
                 bar.update(task, completed=done, total=total, description=source)
 
             summary = ingest(settings, embedder, advance)
+        published = _publish(args, settings, embedder.name) if args.llama_stack_url else None
     except IngestError as error:
         print(f"leanrag-ingest: {error}", file=sys.stderr)
         return 2
+    if published:
+        state = "published" if published.published else "already up to date"
+        print(f"Llama Stack vector store {published.vector_store_id}: {state}")
     print(
         f"{summary.files} files ({summary.skipped} already complete), {summary.pages} pages, "
         f"{summary.chunks} chunks written in {summary.seconds} s "

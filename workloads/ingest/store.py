@@ -57,6 +57,7 @@ class MilvusStore:
         index_type: str = "AUTOINDEX",
         metric: str = "COSINE",
         token: str | None = None,
+        create: bool = True,
     ) -> None:
         if index_type not in INDEX_TYPES:
             raise IngestError(f"--index-type {index_type}: use one of {', '.join(INDEX_TYPES)}")
@@ -67,7 +68,7 @@ class MilvusStore:
         if "://" not in uri:  # Milvus Lite: a local file; its folder is created on first use
             Path(uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._client = MilvusClient(uri=uri, token=token or "")
+            self.client = MilvusClient(uri=uri, token=token or "")
         except Exception as error:
             raise IngestError(
                 f"--milvus-uri {uri}: cannot connect ({error}); use a file path ending in .db "
@@ -75,12 +76,15 @@ class MilvusStore:
             ) from None
         self.collection = collection
         self.metric = metric
-        self._ensure(dimension, index_type)
+        if create:
+            self._ensure(dimension, index_type)
+        elif not self.client.has_collection(collection):
+            raise IngestError(f"--collection {collection}: not found at {uri}; ingest first")
 
     def _ensure(self, dimension: int, index_type: str) -> None:
         from pymilvus import DataType, MilvusClient
 
-        client = self._client
+        client = self.client
         if client.has_collection(self.collection):
             fields = client.describe_collection(self.collection)["fields"]
             vector = next(f for f in fields if f["name"] == "vector")
@@ -117,7 +121,7 @@ class MilvusStore:
         return self.count(f"document_hash == {_literal(document_hash)}") == chunks and chunks > 0
 
     def count(self, expression: str = "") -> int:
-        rows = self._client.query(self.collection, filter=expression, output_fields=["count(*)"])
+        rows = self.client.query(self.collection, filter=expression, output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 
     def upsert(
@@ -144,21 +148,21 @@ class MilvusStore:
             for chunk, chunk_id, vector in zip(chunks, ids, vectors, strict=True)
         ]
         if rows:
-            self._client.upsert(self.collection, rows)
+            self.client.upsert(self.collection, rows)
 
     def prune(self, source: str, document_hash: str) -> None:
         """Drop rows of earlier versions of `source` (kept until the new version is complete)."""
-        self._client.delete(
+        self.client.delete(
             self.collection,
             filter=f"source == {_literal(source)} and document_hash != {_literal(document_hash)}",
         )
 
     def delete_sources_except(self, sources: Sequence[str]) -> None:
         listed = ", ".join(_literal(s) for s in sources)
-        self._client.delete(self.collection, filter=f"source not in [{listed}]")
+        self.client.delete(self.collection, filter=f"source not in [{listed}]")
 
     def search(self, vector: Sequence[float], limit: int = 5) -> list[Hit]:
-        results = self._client.search(
+        results = self.client.search(
             self.collection,
             data=[list(vector)],
             limit=limit,
@@ -178,4 +182,4 @@ class MilvusStore:
         ]
 
     def close(self) -> None:
-        self._client.close()
+        self.client.close()
