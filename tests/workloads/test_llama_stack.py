@@ -1,0 +1,145 @@
+"""Llama Stack 0.7 for real (its own Python 3.12 environment): the cluster run config parses
+as Llama Stack's own StackConfig, and the ingested corpus is published to and searched
+through a running Llama Stack backed by Milvus Lite."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.builders import rag
+from infra.local import processes
+from infra.local.llama_stack import command, local_run_config, prepare_tiktoken_cache
+from infra.plan import build_plan
+from infra.stack_source import load_stack
+from workloads.ingest.embed import default_embedder
+from workloads.ingest.pipeline import IngestSettings, ingest
+from workloads.ingest.publish import LlamaStack, publish
+from workloads.ingest.store import MilvusStore
+
+PYTHON = os.environ.get("LEANRAG_LLAMA_STACK_PYTHON")
+pytestmark = pytest.mark.skipif(
+    not PYTHON, reason="LEANRAG_LLAMA_STACK_PYTHON not set (make test sets it)"
+)
+EMBEDDING = "all-MiniLM-L6-v2"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_cluster_run_config_is_a_valid_llama_stack_config(stack: str, tmp_path: Path) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text(rag.run_config(build_plan(load_stack(stack), stack)))
+    check = (
+        "import sys, yaml\n"
+        "from llama_stack.core.datatypes import StackConfig\n"
+        "c = StackConfig(**yaml.safe_load(open(sys.argv[1])))\n"
+        "assert c.server.auth.provider_config.type == 'kubernetes'\n"
+        "print(sorted(p.provider_type for ps in c.providers.values() for p in ps))\n"
+    )
+    result = subprocess.run(
+        [PYTHON, "-c", check, str(config)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "remote::milvus" in result.stdout and "remote::vllm" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def llama_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    work = tmp_path_factory.mktemp("llama-stack")
+    embed_port, stack_port = free_port(), free_port()
+    embedder = processes.start(
+        "embeddings",
+        [sys.executable, "-m", "workloads.ingest.embed_server", "--port", str(embed_port)],
+        work / "embeddings.log",
+    )
+    config = work / "run.yaml"
+    config.write_text(
+        local_run_config(
+            inference_url=f"http://127.0.0.1:{free_port()}/v1",  # no chat model needed here
+            model="unused",
+            max_tokens=64,
+            embedding_url=f"http://127.0.0.1:{embed_port}/v1",
+            embedding_model=EMBEDDING,
+            embedding_dimension=384,
+            milvus_db=work / "llama-stack-milvus.db",
+            state_dir=work / "state",
+            port=stack_port,
+        )
+    )
+    python = Path(PYTHON)
+    cache = prepare_tiktoken_cache(python, work / "tiktoken")
+    server = None
+    try:
+        embedder.wait_until_ready(f"http://127.0.0.1:{embed_port}/health", 120)
+        server = processes.start(
+            "llama-stack",
+            command(python, config, stack_port),
+            work / "llama-stack.log",
+            env={"TIKTOKEN_CACHE_DIR": str(cache)},
+        )
+        server.wait_until_ready(f"http://127.0.0.1:{stack_port}/v1/health", 240)
+        yield f"http://127.0.0.1:{stack_port}"
+    finally:
+        for running in (server, embedder):
+            if running:
+                running.stop()
+    assert not processes.group_alive(embedder.pid)
+
+
+def test_publish_is_idempotent_and_replaces_the_corpus_atomically(
+    llama_stack: str, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "pumps.md").write_text(
+        "# Pumps\n\n## Start-up\n\nOpen valve V3 before starting pump P1.\n\n"
+        "## Shutdown\n\nStop pump P1 first, then close valve V3.\n"
+    )
+    (docs / "alarms.md").write_text(
+        "# Alarms\n\nThe high level alarm trips at 92 percent of the tank height.\n"
+    )
+    embedder = default_embedder()
+    settings = IngestSettings(source=docs, milvus_uri=str(tmp_path / "ledger.db"))
+    ingest(settings, embedder)
+    stack = LlamaStack(llama_stack)
+    store = MilvusStore(settings.milvus_uri, settings.collection, 384, create=False)
+    model = f"embeddings/{EMBEDDING}"
+    first = publish(store, stack, model)
+    assert first.published and first.chunks == store.count()
+    again = publish(store, stack, model)
+    assert (again.published, again.vector_store_id) == (False, first.vector_store_id)
+
+    found = stack.call(
+        "POST",
+        f"/v1/vector_stores/{first.vector_store_id}/search",
+        json={"query": "At what level does the high alarm trip?", "max_num_results": 1},
+    )["data"]
+    assert found[0]["attributes"]["source"] == "alarms.md"
+    assert "92 percent" in found[0]["content"][0]["text"]
+
+    (docs / "alarms.md").write_text("# Alarms\n\nThe high level alarm trips at 95 percent.\n")
+    store.close()
+    ingest(settings, embedder)
+    store = MilvusStore(settings.milvus_uri, settings.collection, 384, create=False)
+    replaced = publish(store, stack, model)
+    store.close()
+    assert replaced.published and replaced.vector_store_id != first.vector_store_id
+    assert [s["id"] for s in stack.stores_named(settings.collection)] == [replaced.vector_store_id]
+    found = stack.call(
+        "POST",
+        f"/v1/vector_stores/{replaced.vector_store_id}/search",
+        json={"query": "At what level does the high alarm trip?", "max_num_results": 1},
+    )["data"]
+    assert "95 percent" in found[0]["content"][0]["text"]
+    stack.close()
