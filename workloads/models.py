@@ -61,3 +61,27 @@ def build_tiny_llama(out_dir: Path, architecture: ModelArchitecture, seed: int =
         json.dumps({"random_weights": True, "architecture": architecture.__dict__}, indent=2)
     )
     return out_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m workloads.models --preset NAME --out DIR`: build a catalog preset's model."""
+    import argparse
+
+    from infra.catalog import MODEL_PRESETS
+
+    parser = argparse.ArgumentParser(prog="python -m workloads.models", description=main.__doc__)
+    parser.add_argument("--preset", required=True, help="a random-weight preset of the catalog")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    preset = MODEL_PRESETS.get(args.preset)
+    if preset is None or not preset.random_weights:
+        names = sorted(n for n, p in MODEL_PRESETS.items() if p.random_weights)
+        parser.error(f"--preset {args.preset}: use one of {', '.join(names)}")
+    build_tiny_llama(args.out, preset.architecture, args.seed)
+    print(f"{args.preset} (random weights) written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

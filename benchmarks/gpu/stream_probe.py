@@ -1,0 +1,153 @@
+"""Streaming probes for the GPU proof, run on the device next to vLLM (Python 3.12, aiohttp).
+
+  hol     8 chat streams decode; one long document request arrives. Worst inter-token gap of
+          the chat streams while the document is prefilled (head-of-line blocking).
+  shared  50 users ask about the same long document: TTFT of the first (cold) request vs
+          the rest, and the throughput of the rounds.
+
+Prompts are random token ids (`/v1/completions` accepts ids), so lengths are exact.
+    python3 stream_probe.py hol --url http://127.0.0.1:8000 --model-dir DIR --out hol.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import random
+import time
+from pathlib import Path
+
+import aiohttp
+
+
+def random_ids(count: int, vocab: int, rng: random.Random) -> list[int]:
+    return [rng.randrange(1000, vocab - 1000) for _ in range(count)]
+
+
+async def stream(
+    session: aiohttp.ClientSession, url: str, prompt: list[int], max_tokens: int
+) -> dict:
+    """One streamed completion: send time, and the arrival time of every token chunk."""
+    body = {"model": "m", "prompt": prompt, "max_tokens": max_tokens, "stream": True,
+            "ignore_eos": True, "temperature": 0}  # fmt: skip
+    sent = time.perf_counter()
+    arrivals: list[float] = []
+    async with session.post(f"{url}/v1/completions", json=body) as response:
+        response.raise_for_status()
+        async for raw in response.content:
+            line = raw.decode().strip()
+            if not line.startswith("data:") or line.endswith("[DONE]"):
+                continue
+            chunk = json.loads(line[5:])
+            if chunk["choices"] and chunk["choices"][0].get("text") is not None:
+                arrivals.append(time.perf_counter())
+    return {"sent": sent, "arrivals": arrivals}
+
+
+def max_gap(arrivals: list[float], start: float, end: float) -> float:
+    """Largest gap between consecutive tokens that overlaps [start, end] (a gap that begins
+    before `start` or ends after `end` counts: it is the stall a reader sees)."""
+    gaps = [b - a for a, b in itertools.pairwise(arrivals) if b >= start and a <= end]
+    return max(gaps, default=0.0)
+
+
+async def head_of_line(args: argparse.Namespace, vocab: int) -> dict:
+    rng = random.Random(0)
+    timeout = aiohttp.ClientTimeout(total=900)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        await stream(session, args.url, random_ids(32, vocab, rng), 8)  # warm-up
+        chats = [
+            asyncio.create_task(
+                stream(
+                    session, args.url, random_ids(args.chat_tokens, vocab, rng), args.chat_output
+                )
+            )
+            for _ in range(args.chat_streams)
+        ]
+        await asyncio.sleep(args.lead_seconds)  # the chats are decoding steadily
+        document = await stream(session, args.url, random_ids(args.doc_tokens, vocab, rng), 1)
+        doc_done = time.perf_counter()
+        results = await asyncio.gather(*chats)
+    doc_sent = document["sent"]
+    during = [max_gap(r["arrivals"], doc_sent, doc_done + 0.5) for r in results]
+    before = [max_gap(r["arrivals"], doc_sent - args.lead_seconds + 1, doc_sent) for r in results]
+    return {
+        "chat_streams": args.chat_streams,
+        "document_tokens": args.doc_tokens,
+        "document_ttft_s": round(doc_done - doc_sent, 3),
+        "worst_gap_during_document_s": round(max(during), 4),
+        "worst_gap_per_stream_s": [round(g, 4) for g in during],
+        "worst_gap_before_document_s": round(max(before), 4),
+        "tokens_per_stream": [len(r["arrivals"]) for r in results],
+    }
+
+
+async def shared_document(args: argparse.Namespace, vocab: int) -> dict:
+    rng = random.Random(1)
+    document = random_ids(args.doc_tokens, vocab, rng)
+    timeout = aiohttp.ClientTimeout(total=900)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        await stream(session, args.url, random_ids(32, vocab, rng), 8)  # warm-up, not the doc
+        cold = await stream(
+            session, args.url, document + random_ids(args.question_tokens, vocab, rng),
+            args.output_tokens,
+        )  # fmt: skip
+        started = time.perf_counter()
+        ttfts: list[float] = []
+        for _ in range(args.rounds):
+            results = await asyncio.gather(*[
+                stream(session, args.url, document + random_ids(args.question_tokens, vocab, rng),
+                       args.output_tokens)
+                for _ in range(args.users)
+            ])  # fmt: skip
+            ttfts += [r["arrivals"][0] - r["sent"] for r in results if r["arrivals"]]
+        elapsed = time.perf_counter() - started
+    ttfts.sort()
+    requests = args.users * args.rounds
+
+    def pct(q: float) -> float:
+        return round(ttfts[min(len(ttfts) - 1, int(q * len(ttfts)))], 4)
+
+    return {
+        "users": args.users,
+        "rounds": args.rounds,
+        "document_tokens": args.doc_tokens,
+        "question_tokens": args.question_tokens,
+        "output_tokens": args.output_tokens,
+        "cold_ttft_s": round(cold["arrivals"][0] - cold["sent"], 4),
+        "ttft_p50_s": pct(0.5),
+        "ttft_p95_s": pct(0.95),
+        "requests_per_s": round(requests / elapsed, 3),
+        "output_tokens_per_s": round(requests * args.output_tokens / elapsed, 1),
+        "elapsed_s": round(elapsed, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("probe", choices=["hol", "shared"])
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--label", default="")
+    parser.add_argument("--chat-streams", type=int, default=8)
+    parser.add_argument("--chat-tokens", type=int, default=64)
+    parser.add_argument("--chat-output", type=int, default=1500)
+    parser.add_argument("--lead-seconds", type=float, default=4.0)
+    parser.add_argument("--doc-tokens", type=int, default=100_000)
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--question-tokens", type=int, default=128)
+    parser.add_argument("--output-tokens", type=int, default=128)
+    args = parser.parse_args()
+    vocab = json.loads((args.model_dir / "config.json").read_text())["vocab_size"]
+    probe = head_of_line if args.probe == "hol" else shared_document
+    result = {"probe": args.probe, "label": args.label, **asyncio.run(probe(args, vocab))}
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, list)}))
+
+
+if __name__ == "__main__":
+    main()

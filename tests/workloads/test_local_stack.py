@@ -1,0 +1,146 @@
+"""End to end: `leanrag local up` on this CPU machine — tiny random Llama, LLM Compressor,
+vLLM CPU, Docling → Milvus Lite → Llama Stack, one RAG answer, GuideLLM and the gate — then
+`leanrag local down`, a re-run that reuses finished steps, and a failing step that stops
+every process it started."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from infra.local.processes import group_alive
+from workloads.ingest.evaluate import SAMPLE_CORPUS
+
+VLLM = os.environ.get("LEANRAG_VLLM_PYTHON")
+LLAMA_STACK = os.environ.get("LEANRAG_LLAMA_STACK_PYTHON")
+pytestmark = pytest.mark.skipif(
+    not (VLLM and LLAMA_STACK), reason="vLLM / Llama Stack environments not set (make test)"
+)
+LEANRAG = str(Path(sys.executable).parent / "leanrag")
+COUNT = (
+    "import sys\n"
+    "from workloads.ingest.store import MilvusStore\n"
+    "store = MilvusStore(sys.argv[1], 'leanrag_docs', 384, create=False)\n"
+    "print(store.count())\n"
+)
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("local-stack")
+
+
+def local(*args: str, ports: list[int], run_dir: Path) -> subprocess.CompletedProcess[str]:
+    vllm, embeddings, llama_stack = ports
+    command = [LEANRAG, "local", *args, "--run-dir", str(run_dir)]
+    if args[0] == "up":
+        command += ["--vllm-port", str(vllm), "--embeddings-port", str(embeddings),
+                    "--llama-stack-port", str(llama_stack), "--benchmark-seconds", "8"]  # fmt: skip
+    env = {**os.environ, "LEANRAG_WORKLOADS_PYTHON": sys.executable}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=1500)
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def test_local_up_runs_every_step_and_down_cleans_up(run_dir: Path) -> None:
+    ports = free_ports(3)
+    result = local("up", ports=ports, run_dir=run_dir)
+    assert result.returncode in (0, 1), result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+
+    # 1-2. the tiny random model, labelled, and its compressed checkpoint
+    assert summary["model"]["random_weights"] is True
+    assert "RANDOM WEIGHTS" in result.stdout
+    assert "RANDOM WEIGHTS" in (run_dir / "summary.md").read_text()
+    checkpoint = Path(summary["model"]["checkpoint"])
+    config = json.loads((checkpoint / "config.json").read_text())
+    assert config["quantization_config"]["quant_method"] == "compressed-tensors"
+    assert json.loads((checkpoint / "leanrag-quantize.json").read_text())["scheme"] == "fp8"
+
+    # 4. every sample document ingested into Milvus Lite
+    ingest = summary["ingest"]
+    assert ingest["files"] == 20 and ingest["stored_chunks"] > 20
+    # 5. the answer came through Llama Stack with retrieved chunks as its context
+    rag = summary["rag"]
+    assert rag["model"].startswith("vllm/") and rag["vector_store_id"].startswith("vs_")
+    assert rag["citations"][0]["source"] == "products/heron-gateway.html"
+    context = rag["prompt"][-1]["content"]
+    for citation in rag["citations"]:
+        assert (SAMPLE_CORPUS / citation["source"]).exists()
+        assert f"[{citation['number']}] ({citation['source']}) {citation['text']}" in context
+    assert rag["answer"]  # random weights: text, not sense
+
+    # 6. GuideLLM's report and the gate's verdict
+    gate = json.loads(Path(summary["gate"]["json"]).read_text())
+    assert gate["verdict"] == summary["gate"]["status"] in ("pass", "fail")
+    assert {level["concurrency"] for level in gate["runs"]["optimized"]["rag"]} == {1, 2, 4}
+    assert all(level["successful"] > 0 for level in gate["runs"]["optimized"]["rag"])
+    assert set(summary["steps_seconds"]) >= {"model", "quantize", "serve", "ingest", "rag",
+                                              "benchmark"}  # fmt: skip
+
+    # The servers keep running for the user until `local down`.
+    pids = json.loads((run_dir / "pids.json").read_text())
+    assert set(pids) == {"vllm", "embeddings", "llama-stack"}
+    assert answers(f"http://127.0.0.1:{ports[0]}/health")
+    assert answers(f"http://127.0.0.1:{ports[2]}/v1/health")
+    down = local("down", ports=ports, run_dir=run_dir)
+    assert down.returncode == 0 and "vllm" in down.stdout
+    assert not any(group_alive(pid) for pid in pids.values())
+    assert not answers(f"http://127.0.0.1:{ports[0]}/health")
+
+    # Count in another process: Milvus Lite keeps a file lock for the life of a process.
+    count = subprocess.run(
+        [sys.executable, "-c", COUNT, str(run_dir / "milvus" / "ledger.db")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert int(count.stdout.strip().splitlines()[-1]) == ingest["stored_chunks"]
+
+
+def test_rerun_reuses_finished_steps_and_stops_after(run_dir: Path) -> None:
+    before = json.loads((run_dir / "state.json").read_text())
+    result = local("up", "--stop-after", ports=free_ports(3), run_dir=run_dir)
+    assert result.returncode in (0, 1), result.stdout[-3000:] + result.stderr[-3000:]
+    assert "model: reused" in result.stdout and "quantize: reused" in result.stdout
+    after = json.loads((run_dir / "state.json").read_text())
+    assert after["quantize"] == before["quantize"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["ingest"]["skipped"] == 20  # the ledger already holds every document
+    assert not (run_dir / "pids.json").exists()
+
+
+def test_a_failing_step_stops_every_process_it_started(run_dir: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "no-documents"
+    empty.mkdir()
+    ports = free_ports(3)
+    result = local("up", "--documents", str(empty), ports=ports, run_dir=run_dir)
+    assert result.returncode == 2
+    assert "step ingest failed" in result.stderr and "no documents found" in result.stderr
+    assert not (run_dir / "pids.json").exists()
+    assert not answers(f"http://127.0.0.1:{ports[2]}/v1/health")
+    leftovers = subprocess.run(
+        ["pgrep", "-f", f"port {ports[0]}"], capture_output=True, text=True, check=False
+    )
+    assert leftovers.stdout.strip() == ""
