@@ -13,7 +13,8 @@ VLLM_VENV  ?= .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
 # Llama Stack (the RAG app) needs Python ≥ 3.12: its own environment, as its own image in a cluster.
-PYTHON312 ?= $(shell command -v python3.12 2>/dev/null || echo $$(pyenv root 2>/dev/null)/versions/3.12.1/bin/python)
+# pyenv's interpreter first (its python3.12 shim fails when 3.12 is not the global version).
+PYTHON312 ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python) python3.12)
 LS_VENV  ?= .venv-llamastack
 LS_STAMP := $(LS_VENV)/.installed
 
