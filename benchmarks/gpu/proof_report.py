@@ -128,13 +128,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("runs", type=Path, nargs="+")
     parser.add_argument("--command", required=True)
+    parser.add_argument("--notes", type=Path, help="Markdown appended to the report")
     args = parser.parse_args()
     data = load(args.runs)
     data["ratios"] = ratios(data["before_after"])
     data["command"] = args.command
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "gpu_proof.json").write_text(json.dumps(data, indent=2) + "\n")
-    (RESULTS / "gpu_proof.md").write_text(markdown(data, args.command))
+    notes = args.notes.read_text() if args.notes else ""
+    (RESULTS / "gpu_proof.md").write_text(markdown(data, args.command) + "\n" + notes)
     plot(data, RESULTS / "gpu_proof.png")
     print((RESULTS / "gpu_proof.md").read_text())
 
