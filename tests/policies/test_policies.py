@@ -69,6 +69,18 @@ def _set_arg(container: Obj, flag: str, value: str) -> None:
     args[args.index(flag) + 1] = value
 
 
+def _drop_default_deny(objects: list[Obj], namespace: str) -> None:
+    objects.remove(
+        next(
+            p
+            for p in objects
+            if p["kind"] == "NetworkPolicy"
+            and p["metadata"]["name"] == "default-deny"
+            and p["metadata"]["namespace"] == namespace
+        )
+    )
+
+
 BREAKS: dict[str, tuple[Callable[[list[Obj]], None], set[str]]] = {
     "latest image": (
         lambda o: vllm(o).update(image="docker.io/vllm/vllm-openai:latest"),
@@ -135,27 +147,11 @@ BREAKS: dict[str, tuple[Callable[[list[Obj]], None], set[str]]] = {
         {"serving-is-highly-available"},
     ),
     "no default deny": (
-        lambda o: o.remove(
-            next(
-                p
-                for p in o
-                if p["kind"] == "NetworkPolicy"
-                and p["metadata"]["name"] == "default-deny"
-                and p["metadata"]["namespace"] == "leanrag-rag"
-            )
-        ),
+        lambda o: _drop_default_deny(o, "leanrag-rag"),
         {"namespaces-default-deny"},
     ),
     "operator namespace without default deny": (
-        lambda o: o.remove(
-            next(
-                p
-                for p in o
-                if p["kind"] == "NetworkPolicy"
-                and p["metadata"]["name"] == "default-deny"
-                and p["metadata"]["namespace"] == "openshift-keda"
-            )
-        ),
+        lambda o: _drop_default_deny(o, "openshift-keda"),
         {"namespaces-default-deny"},
     ),
     "no gate": (
