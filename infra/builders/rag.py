@@ -28,9 +28,14 @@ PACKAGED_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # in the in
 TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
+def embedding_name(plan: DeploymentPlan) -> str:
+    """The embedding model's name in Llama Stack's registry (the last part of its id)."""
+    return plan.rag.embedding_model.rsplit("/", 1)[-1]
+
+
 def embedding_model_id(plan: DeploymentPlan) -> str:
     """The embedding model's id inside Llama Stack (provider `embeddings`)."""
-    return f"embeddings/{plan.rag.embedding_model.rsplit('/', 1)[-1]}"
+    return f"embeddings/{embedding_name(plan)}"
 
 
 def llama_stack_url(plan: DeploymentPlan) -> str:
@@ -68,7 +73,7 @@ def run_config(plan: DeploymentPlan) -> str:
         },
         embedding={
             "url": None,  # inline sentence-transformers inside the distribution
-            "model": embedding_model_id(plan).split("/", 1)[1],
+            "model": embedding_name(plan),
             "provider_model": plan.rag.embedding_model,
             "dimension": plan.rag.embedding_dimension,
         },

@@ -104,7 +104,9 @@ def test_overlap_carries_the_end_of_the_previous_chunk(tmp_path: Path, embedder)
         assert tail in previous.text  # the chunk begins with words that ended the previous one
 
 
-def test_ingest_is_idempotent_and_follows_edits(corpus: Path, tmp_path: Path, embedder) -> None:
+def test_ingest_is_idempotent_and_follows_edits(
+    corpus: Path, tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = ingest(settings(corpus, tmp_path), embedder)
     assert (first.files, first.skipped) == (3, 0)
     assert first.chunks == first.stored_chunks > 3
@@ -113,8 +115,17 @@ def test_ingest_is_idempotent_and_follows_edits(corpus: Path, tmp_path: Path, em
     assert {r["source"] for r in stored} == {"alarms.html", "maintenance.docx", "manuals/pump.md"}
     assert all(len(r["content_hash"]) == 64 and r["document_chunks"] > 0 for r in stored)
 
-    again = ingest(settings(corpus, tmp_path), embedder)
+    with monkeypatch.context() as patched:  # complete documents are not even converted
+        patched.setattr(Converter, "convert", lambda *_: pytest.fail("converted again"))
+        again = ingest(settings(corpus, tmp_path), embedder)
     assert (again.skipped, again.chunks, again.stored_chunks) == (3, 0, first.stored_chunks)
+
+    # Other chunk settings make a new version of every document: re-chunked, old rows gone.
+    rechunked = ingest(settings(corpus, tmp_path, max_tokens=32, overlap=4), embedder)
+    assert (rechunked.skipped, rechunked.chunks) == (0, rechunked.stored_chunks)
+    versions = {r["document_hash"] for r in rows(str(tmp_path / "rag.db"))}
+    assert len(versions) == 3 and not versions & {r["document_hash"] for r in stored}
+    ingest(settings(corpus, tmp_path), embedder)  # back to the first settings
 
     # Editing one document replaces its rows; nothing of the old version is left.
     (corpus / "alarms.html").write_text(HTML.replace("92 percent", "95 percent"))

@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             LocalEmbedder(args.embedding_model) if args.embedding_model else default_embedder()
         )
         store = MilvusStore(
-            args.milvus_uri, args.collection, embedder.dimension, metric=args.metric
+            args.milvus_uri, args.collection, embedder.dimension, metric=args.metric, create=False
         )
         started = time.perf_counter()
         report = evaluate(store, embedder, load_questions(args.questions), args.k)

@@ -1,12 +1,14 @@
 """The ingestion run: discover → (per document) convert, chunk, embed, upsert, prune → summary.
 
-A document is written only after it is fully converted and chunked; its rows carry the
-document's hash and chunk count, so a re-run skips documents already complete and redoes
-(upserting, never duplicating) one that was interrupted.
+A document is written only after it is fully converted and chunked; its rows carry the hash
+of its version (file bytes, chunk settings, embedding model) and its chunk count, so a re-run
+skips complete documents without converting them and redoes (upserting, never duplicating)
+one that was interrupted or whose file or settings changed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -37,7 +39,7 @@ class IngestSettings:
 class IngestSummary:
     files: int = 0
     skipped: int = 0  # already complete from an earlier run
-    pages: int = 0  # pages of paginated formats; one per document otherwise
+    pages: int = 0  # pages converted this run (paginated formats; one per other document)
     chunks: int = 0  # chunks written this run
     stored_chunks: int = 0  # rows in the collection afterwards
     seconds: float = 0.0
@@ -77,26 +79,29 @@ def ingest(
     summary = IngestSummary(collection=settings.collection, embedding_model=embedder.name)
     try:
         for number, document in enumerate(documents, start=1):
-            converted = converter.convert(document)
-            chunks = converted.chunks
             summary.files += 1
-            summary.pages += converted.pages
             summary.sources.append(document.source)
-            if not chunks:
-                raise IngestError(f"{document.source}: Docling found no text in it; remove it")
-            if store.complete(document.source, document.digest, len(chunks)):
-                summary.skipped += 1
+            # The version a row belongs to: the file and what turned it into vectors.
+            version = hashlib.sha256(
+                f"{document.digest}/{max_tokens}/{settings.overlap}/{embedder.name}".encode()
+            ).hexdigest()
+            if store.complete(version):
+                summary.skipped += 1  # nothing to convert: all its chunks are stored
             else:
+                converted = converter.convert(document)
+                chunks = converted.chunks
+                summary.pages += converted.pages
+                if not chunks:
+                    raise IngestError(f"{document.source}: Docling found no text in it; remove it")
                 ids = chunk_ids(chunks)
                 for start in range(0, len(chunks), settings.batch_size):
                     batch = chunks[start : start + settings.batch_size]
                     vectors = embedder.embed([c.embed_text for c in batch])
                     store.upsert(
-                        batch, ids[start : start + len(batch)], vectors, document.digest,
-                        len(chunks),
-                    )  # fmt: skip
+                        batch, ids[start : start + len(batch)], vectors, version, len(chunks)
+                    )
                     summary.chunks += len(batch)
-            store.prune(document.source, document.digest)
+            store.prune(document.source, version)
             if progress:
                 progress(number, len(documents), document.source)
         if settings.delete_missing:

@@ -116,9 +116,13 @@ class MilvusStore:
         )  # fmt: skip
         client.create_collection(self.collection, schema=schema, index_params=index)
 
-    def complete(self, source: str, document_hash: str, chunks: int) -> bool:
-        """True when every chunk of this exact document version is stored."""
-        return self.count(f"document_hash == {_literal(document_hash)}") == chunks and chunks > 0
+    def complete(self, document_hash: str) -> bool:
+        """True when every chunk of this document version is stored (its rows say how many)."""
+        expression = f"document_hash == {_literal(document_hash)}"
+        rows = self.client.query(
+            self.collection, filter=expression, output_fields=["document_chunks"], limit=1
+        )
+        return bool(rows) and self.count(expression) == rows[0]["document_chunks"]
 
     def count(self, expression: str = "") -> int:
         rows = self.client.query(self.collection, filter=expression, output_fields=["count(*)"])
