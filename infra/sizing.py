@@ -25,6 +25,11 @@ KV_BYTES_PER_ELEMENT = {"auto": 2, "fp8": 1}
 MEMORY_BANDWIDTH_EFFICIENCY = 0.8
 COMPUTE_EFFICIENCY_16BIT = 0.6
 COMPUTE_EFFICIENCY_8BIT = 0.45
+# Attention runs on 16-bit math whatever the weights are. Its share of the 16-bit peak is
+# calibrated on the worst step of a chunked 100k-token prefill (2560-token chunk attending to
+# ~100k cached tokens: 0.333 s on an H100, benchmarks/results/gpu_proof.json): long spans over
+# a paged cache run well below the matmul efficiency.
+ATTENTION_EFFICIENCY = 0.46
 # A step kind that is more than this share of all steps sets the p95 inter-token latency.
 P95_TAIL_SHARE = 0.05
 # vLLM's own defaults for `vllm serve` (V1 engine), by device memory.
@@ -173,18 +178,46 @@ def _compute_rate_flops(accelerator: Accelerator, quantization: str, tp: int) ->
     return peak * 1e12 * efficiency * tp
 
 
+def _attention_rate_flops(accelerator: Accelerator, tp: int) -> float:
+    return accelerator.bf16_tflops * 1e12 * ATTENTION_EFFICIENCY * tp
+
+
+def matmul_flops_per_token(architecture: ModelArchitecture) -> float:
+    """2 × the parameters a token multiplies through (the input embedding is a lookup)."""
+    input_embedding = architecture.vocab_size * architecture.hidden_size
+    return 2 * (architecture.parameter_count - input_embedding)
+
+
+def attention_flops_per_token(architecture: ModelArchitecture, context_tokens: float) -> float:
+    """Q·Kᵀ and attention·V for one token over `context_tokens` earlier tokens."""
+    heads = architecture.num_attention_heads * architecture.head_dim
+    return 4 * architecture.num_layers * heads * context_tokens
+
+
 def flops_per_token(architecture: ModelArchitecture, context_tokens: float) -> float:
-    """Forward FLOPs for one token: 2 × matmul parameters + attention over its context."""
-    input_embedding = architecture.vocab_size * architecture.hidden_size  # a lookup, no matmul
-    matmul_parameters = architecture.parameter_count - input_embedding
-    attention = (
-        4
-        * architecture.num_layers
-        * architecture.num_attention_heads
-        * architecture.head_dim
-        * context_tokens
+    """Forward FLOPs for one token: matmuls plus attention over its context."""
+    return matmul_flops_per_token(architecture) + attention_flops_per_token(
+        architecture, context_tokens
     )
-    return 2 * matmul_parameters + attention
+
+
+def compute_seconds(
+    architecture: ModelArchitecture,
+    accelerator: Accelerator,
+    quantization: str,
+    tensor_parallel_size: int,
+    tokens: float,
+    context_tokens: float,
+) -> float:
+    """Compute time of `tokens` tokens that each attend to `context_tokens` tokens: matmuls at
+    the weights' precision, attention at 16-bit."""
+    matmul = matmul_flops_per_token(architecture) / _compute_rate_flops(
+        accelerator, quantization, tensor_parallel_size
+    )
+    attention = attention_flops_per_token(architecture, context_tokens) / _attention_rate_flops(
+        accelerator, tensor_parallel_size
+    )
+    return tokens * (matmul + attention)
 
 
 def memory_step_seconds(
@@ -208,6 +241,7 @@ class ReplicaSpeed:
     batch: int
     decode_step_ms: float
     prefill_step_ms: float
+    last_chunk_step_ms: float
     prefill_step_share: float
     itl_p95_ms: float
     ttft_unloaded_ms: float
@@ -222,11 +256,25 @@ def replica_speed(
     workload: Workload,
     batch: int,
 ) -> ReplicaSpeed:
-    """Steady-state speed of one replica with `batch` requests in flight."""
-    rate = _compute_rate_flops(accelerator, knobs.quantization, knobs.tensor_parallel_size)
+    """Steady-state speed of one replica with `batch` requests in flight.
+
+    Throughput counts prefill work at its average attention span; the inter-token latency a
+    prefill step causes is that of the prompt's last chunk, which attends to the whole prompt.
+    """
+
+    def compute(tokens: float, context_tokens: float) -> float:
+        return compute_seconds(
+            architecture,
+            accelerator,
+            knobs.quantization,
+            knobs.tensor_parallel_size,
+            tokens,
+            context_tokens,
+        )
+
     kv_read = workload.prompt_tokens + workload.output_tokens / 2
     memory = memory_step_seconds(architecture, accelerator, knobs, batch, kv_read)
-    decode_step = max(memory, batch * flops_per_token(architecture, kv_read) / rate)
+    decode_step = max(memory, compute(batch, kv_read))
 
     caching = knobs.enable_prefix_caching
     cached = workload.context_tokens * workload.shared_prefix_share if caching else 0.0
@@ -237,22 +285,25 @@ def replica_speed(
         else max(knobs.max_num_batched_tokens, knobs.max_model_len)
     )
     prefill_tokens_per_step = max(step_budget - batch, 1)
-    prompt_flops = flops_per_token(architecture, workload.prompt_tokens / 2)
+    average_span = cached + uncached_prompt / 2
     step_tokens = min(step_budget, batch * uncached_prompt + batch)
-    prefill_step = max(memory, step_tokens * prompt_flops / rate)
+    prefill_step = max(memory, compute(step_tokens, average_span))
+    last_chunk_step = max(memory, compute(step_tokens, workload.prompt_tokens))
     prefill_steps = math.ceil(batch * uncached_prompt / prefill_tokens_per_step)
     decode_steps = max(workload.output_tokens - prefill_steps, 0)
     cycle = prefill_steps * prefill_step + decode_steps * decode_step
-    share = prefill_steps / max(prefill_steps + decode_steps, 1)
-    itl_p95 = max(prefill_step, decode_step) if share > P95_TAIL_SHARE else decode_step
+    # A lone request never decodes while a prompt prefills: no token waits on a prefill step.
+    share = prefill_steps / max(prefill_steps + decode_steps, 1) if batch > 1 else 0.0
+    itl_p95 = max(last_chunk_step, decode_step) if share > P95_TAIL_SHARE else decode_step
 
     unloaded_chunks = math.ceil(uncached_prompt / step_budget)
-    ttft = max(uncached_prompt * prompt_flops / rate, unloaded_chunks * memory)
+    ttft = max(compute(uncached_prompt, average_span), unloaded_chunks * memory)
     requests_per_s = batch / cycle
     return ReplicaSpeed(
         batch=batch,
         decode_step_ms=decode_step * 1e3,
         prefill_step_ms=prefill_step * 1e3,
+        last_chunk_step_ms=last_chunk_step * 1e3,
         prefill_step_share=share,
         itl_p95_ms=itl_p95 * 1e3,
         ttft_unloaded_ms=ttft * 1e3,
@@ -269,10 +320,15 @@ def prefill_chunk_tokens_for_itl(
     prompt_tokens: int,
     itl_target_ms: float,
 ) -> int:
-    """Largest step budget (multiple of 256) whose prefill chunk still meets the ITL target."""
-    rate = _compute_rate_flops(accelerator, quantization, tensor_parallel_size)
-    seconds = itl_target_ms / 1e3
-    tokens = seconds * rate / flops_per_token(architecture, prompt_tokens / 2)
+    """Largest step budget (multiple of 256) whose prefill chunk still meets the ITL target.
+
+    The budget is set by the prompt's last chunk: it attends to the whole prompt, so it is the
+    slowest step a long document puts in front of every decoding stream.
+    """
+    per_token = compute_seconds(
+        architecture, accelerator, quantization, tensor_parallel_size, 1, prompt_tokens
+    )
+    tokens = itl_target_ms / 1e3 / per_token
     return int(tokens // 256) * 256
 
 

@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # The GPU proof (issue #9), on the lent GPU machine after shared/gpu/assemble.sh, with the
 # Llama-3.1-8B architecture (random weights, --load-format dummy: real speed and memory).
-#   usage: proof.sh before-after|hol|shared MODEL_DIR   → JSON + server logs in $OUT
-# Arguments are the prod stack's plan (`leanrag plan --stack prod`): optimized = FP8 weights,
-# FP8 KV, util 0.92, max-num-seqs 240, max-num-batched-tokens 2560, prefix caching, chunked
-# prefill; stock = vLLM's defaults on bf16 weights. Load: vLLM's own bench client for
-# before/after (GuideLLM's wheels are not carried to the device: the transfer budget), and
-# stream_probe.py (aiohttp, next to this script) for the head-of-line and shared-document runs.
+#   proof.sh before-after MODEL_DIR [stock] [optimized]   (default: both)
+#   proof.sh hol MODEL_DIR STEP [STEP ...]   STEP: a max-num-batched-tokens, or one-step
+#   proof.sh shared MODEL_DIR [cache-on] [cache-off]      (default: both)
+# → JSON + server logs in $OUT. OPTIMIZED is the prod stack's plan (`leanrag plan --stack prod`;
+# tests/unit/test_gpu_proof.py keeps it in step): FP8 weights (`--quantization fp8` applies to
+# the random weights what the compressed checkpoint carries), FP8 KV, util 0.92, max-num-seqs
+# 240, 2048-token steps, prefix caching, chunked prefill; stock = vLLM's defaults on bf16.
+# The head-of-line steps come from `python -m benchmarks.gpu.long_document_plan` (prod re-planned
+# for 100k-token documents on one GPU: 256-token steps at prod's 50 ms ITL target, 512 at 100).
+# Load: vLLM's own bench client for before/after (GuideLLM's wheels are not carried to the
+# device: the transfer budget), stream_probe.py (aiohttp, next to this script) for the others.
 set -uo pipefail
-what=$1 model=$2
+what=$1 model=$2; shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 export PYTHONPATH=/tmp/site VLLM_NO_USAGE_STATS=1 HF_HUB_OFFLINE=1 VLLM_USE_FLASHINFER_SAMPLER=0
 out=${OUT:-/tmp/out}; mkdir -p "$out"
 OPTIMIZED=(--quantization fp8 --kv-cache-dtype fp8 --gpu-memory-utilization 0.92 --max-num-seqs 240
-           --max-num-batched-tokens 2560 --enable-prefix-caching --enable-chunked-prefill)
+           --max-num-batched-tokens 2048 --enable-prefix-caching --enable-chunked-prefill)
+LONG_DOC_LEN=131072  # the long-document plan's max-model-len
 
 serve() {  # label, vllm args...
   local label=$1; shift
@@ -47,23 +53,34 @@ print(f\"$label c=$c: {r['request_throughput']:.2f} req/s, goodput {r.get('reque
 
 case $what in
   before-after)
-    serve stock --max-model-len 8192 && { for c in 32 64 128; do bench stock $c; done; stop; }
-    serve optimized --max-model-len 8192 "${OPTIMIZED[@]}" && { for c in 32 64 128; do bench optimized $c; done; stop; } ;;
+    for profile in "${@:-stock optimized}"; do for p in $profile; do
+      if [ "$p" = stock ]; then serve stock --max-model-len 8192 || continue
+      else serve optimized --max-model-len 8192 "${OPTIMIZED[@]}" || continue; fi
+      for c in 32 64 128; do bench "$p" $c; done; stop
+    done; done ;;
   hol)
-    # Plan: 2560-token steps. Versus: a 110000-token step budget, so the whole document
-    # prefills in one step (vLLM's V1 scheduler always chunks; the budget decides the size).
-    serve chunked --max-model-len 110000 "${OPTIMIZED[@]}" && {
-      python3 "$here/stream_probe.py" hol --model-dir "$model" --label chunked --out "$out/hol-chunked.json"; stop; }
-    serve one-step --max-model-len 110000 --quantization fp8 --kv-cache-dtype fp8 \
-      --gpu-memory-utilization 0.92 --max-num-seqs 240 --max-num-batched-tokens 110000 \
-      --enable-prefix-caching && {
-      python3 "$here/stream_probe.py" hol --model-dir "$model" --label one-step --out "$out/hol-one-step.json"; stop; } ;;
+    # One-step: a step budget as large as the context, so the whole document prefills in one
+    # step (vLLM's V1 scheduler always chunks; the budget decides the size).
+    for step in "$@"; do
+      budget=$step label=chunked-$step
+      [ "$step" = one-step ] && budget=$LONG_DOC_LEN label=one-step
+      serve "$label" --max-model-len $LONG_DOC_LEN --quantization fp8 --kv-cache-dtype fp8 \
+        --gpu-memory-utilization 0.92 --max-num-seqs 240 --max-num-batched-tokens "$budget" \
+        --enable-prefix-caching --enable-chunked-prefill || continue
+      python3 "$here/stream_probe.py" hol --model-dir "$model" --label "$label" \
+        --step-tokens "$budget" --out "$out/hol-$label.json"
+      stop
+    done ;;
   shared)
     optimized_no_cache=("${OPTIMIZED[@]/--enable-prefix-caching/--no-enable-prefix-caching}")
-    serve cache-on --max-model-len 34000 "${OPTIMIZED[@]}" && {
-      python3 "$here/stream_probe.py" shared --model-dir "$model" --doc-tokens 32768 --rounds 1 --label cache-on --out "$out/shared-cache-on.json"; stop; }
-    serve cache-off --max-model-len 34000 "${optimized_no_cache[@]}" && {
-      python3 "$here/stream_probe.py" shared --model-dir "$model" --doc-tokens 32768 --rounds 1 --label cache-off --out "$out/shared-cache-off.json"; stop; } ;;
+    for label in "${@:-cache-on cache-off}"; do for l in $label; do
+      if [ "$l" = cache-on ]; then serve cache-on --max-model-len 34000 "${OPTIMIZED[@]}" || continue
+      else serve cache-off --max-model-len 34000 "${optimized_no_cache[@]}" || continue; fi
+      python3 "$here/stream_probe.py" shared --model-dir "$model" --doc-tokens 32768 --rounds 1 \
+        --label "$l" --out "$out/shared-$l.json"
+      stop
+    done; done ;;
+  *) echo "usage: proof.sh before-after|hol|shared MODEL_DIR [...]"; exit 2 ;;
 esac
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/device.txt"
 python3 -c "import vllm; print('vllm', vllm.__version__)" >> "$out/device.txt" 2>/dev/null

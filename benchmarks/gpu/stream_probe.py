@@ -3,7 +3,7 @@
   hol     8 chat streams decode; one long document request arrives. Worst inter-token gap of
           the chat streams while the document is prefilled (head-of-line blocking).
   shared  50 users ask about the same long document: TTFT of the first (cold) request vs
-          the rest, and the throughput of the rounds.
+          the rest, the throughput of the rounds, then lone requests on the warm cache.
 
 Prompts are random token ids (`/v1/completions` accepts ids), so lengths are exact.
     python3 stream_probe.py hol --url http://127.0.0.1:8000 --model-dir DIR --out hol.json
@@ -46,11 +46,21 @@ async def stream(
     return {"sent": sent, "arrivals": arrivals}
 
 
-def max_gap(arrivals: list[float], start: float, end: float) -> float:
-    """Largest gap between consecutive tokens that overlaps [start, end] (a gap that begins
-    before `start` or ends after `end` counts: it is the stall a reader sees)."""
-    gaps = [b - a for a, b in itertools.pairwise(arrivals) if b >= start and a <= end]
-    return max(gaps, default=0.0)
+def gaps_between(arrivals: list[float], start: float, end: float) -> list[tuple[float, float]]:
+    """(begin, length) of every gap between consecutive tokens that overlaps [start, end]
+    (a gap that begins before `start` or ends after `end` counts: it is the stall a reader
+    sees)."""
+    return [(a, b - a) for a, b in itertools.pairwise(arrivals) if b >= start and a <= end]
+
+
+def gaps_within(arrivals: list[float], start: float, end: float) -> list[float]:
+    """Gaps that begin and end inside [start, end]."""
+    return [b - a for a, b in itertools.pairwise(arrivals) if a >= start and b <= end]
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
 async def head_of_line(args: argparse.Namespace, vocab: int) -> dict:
@@ -71,15 +81,29 @@ async def head_of_line(args: argparse.Namespace, vocab: int) -> dict:
         doc_done = time.perf_counter()
         results = await asyncio.gather(*chats)
     doc_sent = document["sent"]
-    during = [max_gap(r["arrivals"], doc_sent, doc_done + 0.5) for r in results]
-    before = [max_gap(r["arrivals"], doc_sent - args.lead_seconds + 1, doc_sent) for r in results]
+    window = (doc_sent, doc_done + 0.5)
+    during = [gaps_between(r["arrivals"], *window) for r in results]
+    worst = [max(g for _, g in gaps) if gaps else 0.0 for gaps in during]
+    every = [g for gaps in during for _, g in gaps]
+    worst_at = max((gap for gaps in during for gap in gaps), key=lambda x: x[1], default=(0, 0))
+    steady = [
+        gaps_within(r["arrivals"], doc_sent - args.lead_seconds + 1, doc_sent) for r in results
+    ]
     return {
         "chat_streams": args.chat_streams,
         "document_tokens": args.doc_tokens,
+        "step_tokens": args.step_tokens,
         "document_ttft_s": round(doc_done - doc_sent, 3),
-        "worst_gap_during_document_s": round(max(during), 4),
-        "worst_gap_per_stream_s": [round(g, 4) for g in during],
-        "worst_gap_before_document_s": round(max(before), 4),
+        "worst_gap_during_document_s": round(max(worst), 4),
+        "worst_gap_per_stream_s": [round(g, 4) for g in worst],
+        "worst_gap_began_after_sent_s": round(worst_at[0] - doc_sent, 3),
+        "gap_p50_during_document_s": round(quantile(every, 0.5), 4),
+        "gap_p99_during_document_s": round(quantile(every, 0.99), 4),
+        "gaps_over_100ms_during_document": sum(g > 0.1 for g in every),
+        "worst_gap_before_document_s": round(max(max(g, default=0.0) for g in steady), 4),
+        "gap_p50_before_document_s": round(quantile([g for s in steady for g in s], 0.5), 4),
+        # stream 0's gaps during the document: [seconds after the document was sent, gap]
+        "timeline_stream0": [[round(a - doc_sent, 4), round(g, 4)] for a, g in during[0]],
         "tokens_per_stream": [len(r["arrivals"]) for r in results],
     }
 
@@ -104,6 +128,14 @@ async def shared_document(args: argparse.Namespace, vocab: int) -> dict:
             ])  # fmt: skip
             ttfts += [r["arrivals"][0] - r["sent"] for r in results if r["arrivals"]]
         elapsed = time.perf_counter() - started
+        # Lone requests after the burst: the document is cached, nothing queues ahead of them.
+        warm = [
+            await stream(
+                session, args.url, document + random_ids(args.question_tokens, vocab, rng),
+                args.output_tokens,
+            )
+            for _ in range(3)
+        ]  # fmt: skip
     ttfts.sort()
     requests = args.users * args.rounds
 
@@ -117,6 +149,7 @@ async def shared_document(args: argparse.Namespace, vocab: int) -> dict:
         "question_tokens": args.question_tokens,
         "output_tokens": args.output_tokens,
         "cold_ttft_s": round(cold["arrivals"][0] - cold["sent"], 4),
+        "lone_warm_ttft_s": [round(w["arrivals"][0] - w["sent"], 4) for w in warm],
         "ttft_p50_s": pct(0.5),
         "ttft_p95_s": pct(0.95),
         "requests_per_s": round(requests / elapsed, 3),
@@ -137,6 +170,7 @@ def main() -> None:
     parser.add_argument("--chat-output", type=int, default=1500)
     parser.add_argument("--lead-seconds", type=float, default=4.0)
     parser.add_argument("--doc-tokens", type=int, default=100_000)
+    parser.add_argument("--step-tokens", type=int, help="the server's max-num-batched-tokens")
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--question-tokens", type=int, default=128)

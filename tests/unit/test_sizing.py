@@ -201,26 +201,52 @@ def test_bigger_batches_are_slower_per_step_but_faster_overall() -> None:
     assert large.requests_per_s > small.requests_per_s
 
 
-def test_prefill_chunk_sized_to_the_itl_target() -> None:
-    tokens = prefill_chunk_tokens_for_itl(LLAMA_8B, H100, "fp8", 1, 2048, itl_target_ms=50)
-    assert tokens % 256 == 0
-    step = replica_speed(
-        LLAMA_8B,
-        H100,
-        knobs(quantization="fp8", max_num_batched_tokens=tokens),
-        Workload(64, 0, 2048, 256, 0.0),
-        64,
-    )
-    assert step.prefill_step_ms <= 50
+@pytest.mark.parametrize("prompt", [2048, 100_000])
+def test_prefill_chunk_sized_to_the_itl_target(prompt: int) -> None:
+    tokens = prefill_chunk_tokens_for_itl(LLAMA_8B, H100, "fp8", 1, prompt, itl_target_ms=50)
+    assert tokens % 256 == 0 and tokens >= 256
+    workload = Workload(64, 0, prompt, 256, 0.0)
+
+    def last_chunk_ms(budget: int) -> float:
+        speed = replica_speed(
+            LLAMA_8B, H100, knobs(quantization="fp8", max_num_batched_tokens=budget), workload, 8
+        )
+        return speed.last_chunk_step_ms
+
+    assert last_chunk_ms(tokens) <= 50
     # One more 256-token slice would break the target.
-    bigger = replica_speed(
+    assert last_chunk_ms(tokens + 256) > 50
+
+
+def test_a_long_prompts_last_chunk_is_its_slowest_step() -> None:
+    """The last chunk attends to the whole prompt; an average chunk to half of it."""
+    speed = replica_speed(
         LLAMA_8B,
         H100,
-        knobs(quantization="fp8", max_num_batched_tokens=tokens + 256),
-        Workload(64, 0, 2048, 256, 0.0),
-        64,
+        knobs(quantization="fp8", max_num_batched_tokens=2048),
+        Workload(8, 0, 100_000, 256, 0.0),
+        8,
     )
-    assert bigger.prefill_step_ms > 50
+    assert speed.last_chunk_step_ms > 1.5 * speed.prefill_step_ms
+    assert speed.itl_p95_ms == speed.last_chunk_step_ms
+    # Longer documents get smaller steps for the same target.
+    short, long = (
+        prefill_chunk_tokens_for_itl(LLAMA_8B, H100, "fp8", 1, prompt, itl_target_ms=50)
+        for prompt in (8192, 100_000)
+    )
+    assert long < short
+
+
+def test_a_lone_request_never_waits_on_a_prefill_step() -> None:
+    speed = replica_speed(
+        LLAMA_8B,
+        H100,
+        knobs(quantization="fp8", max_num_batched_tokens=8192),
+        Workload(1, 0, 100_000, 256, 0.0),
+        1,
+    )
+    assert speed.prefill_step_share == 0
+    assert speed.itl_p95_ms == speed.decode_step_ms < speed.last_chunk_step_ms
 
 
 def test_whole_prompt_prefill_stalls_decoding_longer_than_chunked() -> None:

@@ -1,0 +1,98 @@
+"""The GPU proof's streaming probe against a fake OpenAI-compatible server whose engine stalls
+every stream while a long prompt prefills: the probe must see the stall where it happened."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+import pytest
+from aiohttp import web
+
+from benchmarks.gpu import stream_probe
+
+TOKEN_S = 0.01  # one decode step of the fake engine
+STALL_S = 0.3  # the stall a long prompt causes, like a one-step prefill
+LONG = 500  # prompts at least this long stall the engine
+
+
+class FakeEngine:
+    """Streams one token per step to every request; a long prompt first holds all steps."""
+
+    def __init__(self) -> None:
+        self.stalled_until = 0.0
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        loop = asyncio.get_running_loop()
+        if len(body["prompt"]) >= LONG:
+            self.stalled_until = loop.time() + STALL_S
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for _ in range(body["max_tokens"]):
+            await asyncio.sleep(TOKEN_S)
+            while loop.time() < self.stalled_until:
+                await asyncio.sleep(self.stalled_until - loop.time())
+            chunk = {"choices": [{"index": 0, "text": " x"}]}
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+
+async def _probe(probe, **options) -> dict:
+    app = web.Application()
+    app.router.add_post("/v1/completions", FakeEngine().completions)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        args = argparse.Namespace(url=f"http://127.0.0.1:{port}", **options)
+        return await probe(args, vocab=32_000)
+    finally:
+        await runner.cleanup()
+
+
+def test_head_of_line_probe_finds_the_stall_a_long_prompt_causes() -> None:
+    result = asyncio.run(
+        _probe(
+            stream_probe.head_of_line,
+            chat_streams=3,
+            chat_tokens=16,
+            chat_output=250,
+            lead_seconds=1.5,
+            doc_tokens=LONG,
+            step_tokens=256,
+        )
+    )
+    assert result["step_tokens"] == 256
+    assert result["worst_gap_during_document_s"] == pytest.approx(STALL_S, abs=0.08)
+    assert all(g >= STALL_S - 0.05 for g in result["worst_gap_per_stream_s"])
+    # Steady decoding before the document: gaps near one step, far below the stall.
+    assert result["worst_gap_before_document_s"] < STALL_S / 2
+    assert result["gap_p50_before_document_s"] == pytest.approx(TOKEN_S, abs=0.01)
+    # The stalled gap begins at the last token before the document: within a step of sending.
+    assert -2 * TOKEN_S <= result["worst_gap_began_after_sent_s"] < 0.1
+    assert result["gaps_over_100ms_during_document"] >= 3  # one per stream
+    assert result["document_ttft_s"] >= STALL_S
+    assert any(gap >= STALL_S - 0.05 for _, gap in result["timeline_stream0"])
+
+
+def test_shared_document_probe_reports_cold_burst_and_lone_warm_requests() -> None:
+    result = asyncio.run(
+        _probe(
+            stream_probe.shared_document,
+            doc_tokens=LONG,  # every request stalls the fake engine: a burst queues
+            users=4,
+            rounds=1,
+            question_tokens=8,
+            output_tokens=4,
+        )
+    )
+    assert result["cold_ttft_s"] >= STALL_S
+    assert len(result["lone_warm_ttft_s"]) == 3
+    assert all(t >= STALL_S for t in result["lone_warm_ttft_s"])
+    assert result["ttft_p50_s"] >= STALL_S
+    assert result["requests_per_s"] > 0
