@@ -25,11 +25,10 @@ KV_BYTES_PER_ELEMENT = {"auto": 2, "fp8": 1}
 MEMORY_BANDWIDTH_EFFICIENCY = 0.8
 COMPUTE_EFFICIENCY_16BIT = 0.6
 COMPUTE_EFFICIENCY_8BIT = 0.45
-# Attention runs on 16-bit math whatever the weights are. Its share of the 16-bit peak is
-# calibrated on the worst step of a chunked 100k-token prefill (2560-token chunk attending to
-# ~100k cached tokens: 0.333 s on an H100, benchmarks/results/gpu_proof.json): long spans over
-# a paged cache run well below the matmul efficiency.
-ATTENTION_EFFICIENCY = 0.46
+# Attention is costed at the 16-bit rate whatever the weights are: the late prefill steps of a
+# 100k-token document (256- and 512-token chunks over ~99k cached tokens, FP8 weights and KV)
+# measured on an H100 match that within ±10 % (benchmarks/results/gpu_proof.json,
+# tests/unit/test_sizing_calibration.py); costing it at the FP8 rate predicts them 35 % fast.
 # A step kind that is more than this share of all steps sets the p95 inter-token latency.
 P95_TAIL_SHARE = 0.05
 # vLLM's own defaults for `vllm serve` (V1 engine), by device memory.
@@ -179,7 +178,7 @@ def _compute_rate_flops(accelerator: Accelerator, quantization: str, tp: int) ->
 
 
 def _attention_rate_flops(accelerator: Accelerator, tp: int) -> float:
-    return accelerator.bf16_tflops * 1e12 * ATTENTION_EFFICIENCY * tp
+    return _compute_rate_flops(accelerator, "none", tp)
 
 
 def matmul_flops_per_token(architecture: ModelArchitecture) -> float:

@@ -3,6 +3,7 @@
 # Llama-3.1-8B architecture (random weights, --load-format dummy: real speed and memory).
 #   proof.sh before-after MODEL_DIR [stock] [optimized]   (default: both)
 #   proof.sh hol MODEL_DIR STEP [STEP ...]   STEP: a max-num-batched-tokens, or one-step
+#   proof.sh hol-end MODEL_DIR [STEP]     the stall at the end of a long prefill, located
 #   proof.sh shared MODEL_DIR [cache-on] [cache-off]      (default: both)
 # → JSON + server logs in $OUT. OPTIMIZED is the prod stack's plan (`leanrag plan --stack prod`;
 # tests/unit/test_gpu_proof.py keeps it in step): FP8 weights (`--quantization fp8` applies to
@@ -71,6 +72,18 @@ case $what in
         --step-tokens "$budget" --out "$out/hol-$label.json"
       stop
     done ;;
+  hol-end)
+    # Where the one stall at the end of a document's prefill comes from: one server with STEP,
+    # fresh documents (new seeds) asking for 1 and then 64 tokens. If the stall follows the
+    # document's last token, it is the request finishing; if it stays at the first, prefill end.
+    step=${1:-256}
+    serve "end-$step" --max-model-len $LONG_DOC_LEN --quantization fp8 --kv-cache-dtype fp8 \
+      --gpu-memory-utilization 0.92 --max-num-seqs 240 --max-num-batched-tokens "$step" \
+      --enable-prefix-caching --enable-chunked-prefill && {
+      for run in "1 1" "64 2" "1 3"; do set -- $run
+        python3 "$here/stream_probe.py" hol --model-dir "$model" --label "end-$step-out$1-seed$2" \
+          --step-tokens "$step" --doc-output "$1" --seed "$2" --out "$out/hol-end-$step-out$1-seed$2.json"
+      done; stop; } ;;
   shared)
     optimized_no_cache=("${OPTIMIZED[@]/--enable-prefix-caching/--no-enable-prefix-caching}")
     for label in "${@:-cache-on cache-off}"; do for l in $label; do
@@ -80,7 +93,7 @@ case $what in
         --label "$l" --out "$out/shared-$l.json"
       stop
     done; done ;;
-  *) echo "usage: proof.sh before-after|hol|shared MODEL_DIR [...]"; exit 2 ;;
+  *) echo "usage: proof.sh before-after|hol|hol-end|shared MODEL_DIR [...]"; exit 2 ;;
 esac
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/device.txt"
 python3 -c "import vllm; print('vllm', vllm.__version__)" >> "$out/device.txt" 2>/dev/null

@@ -15,7 +15,7 @@ TTFT_TARGET_MS, ITL_TARGET_MS = 2000, 50  # the prod stack's SLOs (stacks/Pulumi
 
 
 def load(folders: list[Path]) -> dict:
-    before_after, hol, shared, device = [], {}, {}, ""
+    before_after, hol, hol_end, shared, device = [], {}, {}, {}, ""
     for folder in folders:
         for path in sorted(folder.glob("before-after-*.json")):
             r = json.loads(path.read_text())
@@ -32,13 +32,44 @@ def load(folders: list[Path]) -> dict:
                 "completed": r["completed"],
             })  # fmt: skip
         for path in sorted(folder.glob("hol-*.json")):
-            hol[path.stem.removeprefix("hol-")] = json.loads(path.read_text())
+            run = json.loads(path.read_text())
+            if path.stem.startswith("hol-end-"):
+                hol_end[path.stem.removeprefix("hol-end-")] = run
+            else:
+                hol[path.stem.removeprefix("hol-")] = {**run, **late_steps(run)}
         for path in sorted(folder.glob("shared-*.json")):
             shared[path.stem.removeprefix("shared-")] = json.loads(path.read_text())
         if (folder / "device.txt").exists():
             device = (folder / "device.txt").read_text().strip().replace("\n", "; ")
-    return {"before_after": before_after, "head_of_line": hol, "shared_document": shared,
-            "device": device}  # fmt: skip
+    return {"before_after": before_after, "head_of_line": hol, "head_of_line_end": hol_end,
+            "shared_document": shared, "device": device}  # fmt: skip
+
+
+def late_steps(run: dict) -> dict:
+    """The document's late prefill steps, seen from chat stream 0: the median gap over the last
+    tenth of the prefill (its chunks attend to ~90-100 % of the document), before the stall at
+    its end; and what the sizing model predicts for the last chunk."""
+    timeline = run.get("timeline_stream0")
+    step = run.get("step_tokens")
+    if not timeline or not step or step >= run["document_tokens"]:
+        return {}
+    from infra.catalog import ACCELERATORS, MODEL_PRESETS
+    from infra.sizing import compute_seconds
+
+    end = run["worst_gap_began_after_sent_s"]
+    late = sorted(g for t, g in timeline if 0.9 * end <= t < end and g > 0.001)
+    predicted = compute_seconds(
+        MODEL_PRESETS["llama-3.1-8b-instruct"].architecture,
+        ACCELERATORS["H100-80GB"],
+        "fp8",
+        1,
+        step,
+        run["document_tokens"],
+    )
+    return {
+        "late_chunk_step_s": round(late[len(late) // 2], 4) if late else None,
+        "predicted_last_chunk_step_s": round(predicted, 4),
+    }
 
 
 def ratios(rows: list[dict]) -> list[dict]:
@@ -83,23 +114,51 @@ def markdown(data: dict, command: str) -> str:
     lines += [f"| {r['concurrency']} | {r['goodput_ratio']}× | {r['throughput_ratio']}× |"
               for r in data["ratios"]]  # fmt: skip
     lines += ["", "## 2. Head-of-line: 8 chat streams while a 100k-token document arrives", "",
-              "| prefill | worst chat gap during the document (s) | worst gap before (s) | "
-              "document TTFT (s) |", "| --- | --- | --- | --- |"]  # fmt: skip
-    for label, r in data["head_of_line"].items():
+              "Step = `--max-num-batched-tokens`; one-step = a budget as large as the context. "
+              "Late chunk step: chat stream 0's median gap over the last tenth of the prefill "
+              "(those chunks attend to ~100k tokens), next to the sizing model's last-chunk step.",
+              "", "| prefill | worst gap during the document (s) | worst gap began (s after "
+              "sent) | gap p99 (s) | late chunk step: measured / predicted (s) | document "
+              "TTFT (s) | steady gap before (s) |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for label, r in sorted(data["head_of_line"].items(), key=lambda kv: _step(kv[0])):
+        late = (f"{r['late_chunk_step_s']} / {r['predicted_last_chunk_step_s']}"
+                if r.get("late_chunk_step_s") else "–")  # fmt: skip
         lines.append(
             f"| {label} | {r['worst_gap_during_document_s']} | "
-            f"{r['worst_gap_before_document_s']} | {r['document_ttft_s']} |"
+            f"{r.get('worst_gap_began_after_sent_s', '–')} | "
+            f"{r.get('gap_p99_during_document_s', '–')} | {late} | {r['document_ttft_s']} | "
+            f"{r.get('gap_p50_before_document_s', '–')} |"
         )
+    if data.get("head_of_line_end"):
+        lines += ["", "### Where the worst gap comes from (256-token steps, fresh documents)", "",
+                  "| run | document asks for | worst gap (s) | began (s after sent) | "
+                  "document TTFT (s) | gap p99 (s) |",
+                  "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        for label, r in data["head_of_line_end"].items():
+            lines.append(
+                f"| {label} | {r['document_output_tokens']} tokens | "
+                f"{r['worst_gap_during_document_s']} | {r['worst_gap_began_after_sent_s']} | "
+                f"{r['document_ttft_s']} | {r['gap_p99_during_document_s']} |"
+            )
+    lines += ["", "![head-of-line](gpu_proof_hol.png)"]
     lines += ["", "## 3. Shared document: 50 users, one 32k-token document", "",
-              "| prefix caching | cold TTFT (s) | TTFT p50 (s) | TTFT p95 (s) | req/s |",
-              "| --- | --- | --- | --- | --- |"]  # fmt: skip
+              "| prefix caching | cold TTFT (s) | lone warm TTFT (s) | burst TTFT p50 (s) | "
+              "burst TTFT p95 (s) | req/s |", "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for label, r in data["shared_document"].items():
+        warm = r.get("lone_warm_ttft_s")
         lines.append(
-            f"| {label} | {r['cold_ttft_s']} | {r['ttft_p50_s']} | {r['ttft_p95_s']} | "
-            f"{r['requests_per_s']} |"
+            f"| {label} | {r['cold_ttft_s']} | "
+            f"{sorted(warm)[len(warm) // 2] if warm else '–'} | {r['ttft_p50_s']} | "
+            f"{r['ttft_p95_s']} | {r['requests_per_s']} |"
         )
     lines += ["", "![goodput](gpu_proof.png)", ""]
     return "\n".join(lines)
+
+
+def _step(label: str) -> int:
+    tail = label.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 1 << 30
 
 
 def plot(data: dict, path: Path) -> None:
@@ -122,6 +181,31 @@ def plot(data: dict, path: Path) -> None:
         axis.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_head_of_line(data: dict, path: Path) -> None:
+    """Chat stream 0's inter-token gaps while the document prefills, one line per step size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(10, 4))
+    for label, run in sorted(data["head_of_line"].items(), key=lambda kv: _step(kv[0])):
+        timeline = [(t, g) for t, g in run.get("timeline_stream0", []) if g > 0.001]
+        if timeline:
+            axis.plot([t + g for t, g in timeline], [g for _, g in timeline], marker=".",
+                      linewidth=0.8, label=label)  # fmt: skip
+    axis.set_yscale("log")
+    axis.axhline(0.1, color="grey", linestyle="--", linewidth=0.8, label="0.10 s target")
+    axis.set_xlabel("seconds after the 100k-token document was sent")
+    axis.set_ylabel("chat stream gap (s)")
+    axis.set_title("head-of-line: 8 chat streams while a 100k-token document prefills")
+    axis.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -138,6 +222,7 @@ def main() -> None:
     notes = args.notes.read_text() if args.notes else ""
     (RESULTS / "gpu_proof.md").write_text(markdown(data, args.command) + "\n" + notes)
     plot(data, RESULTS / "gpu_proof.png")
+    plot_head_of_line(data, RESULTS / "gpu_proof_hol.png")
     print((RESULTS / "gpu_proof.md").read_text())
 
 

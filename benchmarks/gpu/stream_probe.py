@@ -64,7 +64,7 @@ def quantile(values: list[float], q: float) -> float:
 
 
 async def head_of_line(args: argparse.Namespace, vocab: int) -> dict:
-    rng = random.Random(0)
+    rng = random.Random(args.seed)
     timeout = aiohttp.ClientTimeout(total=900)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         await stream(session, args.url, random_ids(32, vocab, rng), 8)  # warm-up
@@ -77,7 +77,9 @@ async def head_of_line(args: argparse.Namespace, vocab: int) -> dict:
             for _ in range(args.chat_streams)
         ]
         await asyncio.sleep(args.lead_seconds)  # the chats are decoding steadily
-        document = await stream(session, args.url, random_ids(args.doc_tokens, vocab, rng), 1)
+        document = await stream(
+            session, args.url, random_ids(args.doc_tokens, vocab, rng), args.doc_output
+        )
         doc_done = time.perf_counter()
         results = await asyncio.gather(*chats)
     doc_sent = document["sent"]
@@ -93,7 +95,9 @@ async def head_of_line(args: argparse.Namespace, vocab: int) -> dict:
         "chat_streams": args.chat_streams,
         "document_tokens": args.doc_tokens,
         "step_tokens": args.step_tokens,
-        "document_ttft_s": round(doc_done - doc_sent, 3),
+        "document_output_tokens": args.doc_output,
+        "document_ttft_s": round(document["arrivals"][0] - doc_sent, 3),
+        "document_done_s": round(doc_done - doc_sent, 3),
         "worst_gap_during_document_s": round(max(worst), 4),
         "worst_gap_per_stream_s": [round(g, 4) for g in worst],
         "worst_gap_began_after_sent_s": round(worst_at[0] - doc_sent, 3),
@@ -171,6 +175,9 @@ def main() -> None:
     parser.add_argument("--lead-seconds", type=float, default=4.0)
     parser.add_argument("--doc-tokens", type=int, default=100_000)
     parser.add_argument("--step-tokens", type=int, help="the server's max-num-batched-tokens")
+    parser.add_argument("--doc-output", type=int, default=1, help="tokens the document asks for")
+    parser.add_argument("--seed", type=int, default=0, help="prompts' random ids (a new seed: "
+                        "a prompt the prefix cache has not seen)")  # fmt: skip
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--question-tokens", type=int, default=128)
@@ -180,7 +187,7 @@ def main() -> None:
     probe = head_of_line if args.probe == "hol" else shared_document
     result = {"probe": args.probe, "label": args.label, **asyncio.run(probe(args, vocab))}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, list)}))
+    print(json.dumps({k: v for k, v in result.items() if k != "timeline_stream0"}))
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ def test_head_of_line_probe_finds_the_stall_a_long_prompt_causes() -> None:
             lead_seconds=1.5,
             doc_tokens=LONG,
             step_tokens=256,
+            doc_output=1,
+            seed=0,
         )
     )
     assert result["step_tokens"] == 256
