@@ -4,6 +4,7 @@
 #   proof.sh before-after MODEL_DIR [stock] [optimized]   (default: both)
 #   proof.sh hol MODEL_DIR STEP [STEP ...]   STEP: a max-num-batched-tokens, or one-step
 #   proof.sh hol-end MODEL_DIR [STEP]     the stall at the end of a long prefill, located
+#   proof.sh hol-profile MODEL_DIR STEP PY_SPY   the same, with py-spy on every vLLM process
 #   proof.sh shared MODEL_DIR [cache-on] [cache-off]      (default: both)
 # → JSON + server logs in $OUT. OPTIMIZED is the prod stack's plan (`leanrag plan --stack prod`;
 # tests/unit/test_gpu_proof.py keeps it in step): FP8 weights (`--quantization fp8` applies to
@@ -21,6 +22,9 @@ out=${OUT:-/tmp/out}; mkdir -p "$out"
 OPTIMIZED=(--quantization fp8 --kv-cache-dtype fp8 --gpu-memory-utilization 0.92 --max-num-seqs 240
            --max-num-batched-tokens 2048 --enable-prefix-caching --enable-chunked-prefill)
 LONG_DOC_LEN=131072  # the long-document plan's max-model-len
+# hol with another tokenizer: LABEL_SUFFIX=-bpe PROBE_ARGS="--prompt-id-limit 100256" and the
+# model folder from benchmarks/gpu/make_bpe_tokenizer.py
+LABEL_SUFFIX=${LABEL_SUFFIX:-}
 
 serve() {  # label, vllm args...
   local label=$1; shift
@@ -68,8 +72,8 @@ case $what in
       serve "$label" --max-model-len $LONG_DOC_LEN --quantization fp8 --kv-cache-dtype fp8 \
         --gpu-memory-utilization 0.92 --max-num-seqs 240 --max-num-batched-tokens "$budget" \
         --enable-prefix-caching --enable-chunked-prefill || continue
-      python3 "$here/stream_probe.py" hol --model-dir "$model" --label "$label" \
-        --step-tokens "$budget" --out "$out/hol-$label.json"
+      python3 "$here/stream_probe.py" hol --model-dir "$model" --label "$label$LABEL_SUFFIX" \
+        --step-tokens "$budget" --out "$out/hol-$label$LABEL_SUFFIX.json" ${PROBE_ARGS:-}
       stop
     done ;;
   hol-end)
@@ -84,6 +88,19 @@ case $what in
         python3 "$here/stream_probe.py" hol --model-dir "$model" --label "end-$step-out$1-seed$2" \
           --step-tokens "$step" --doc-output "$1" --seed "$2" --out "$out/hol-end-$step-out$1-seed$2.json"
       done; stop; } ;;
+  hol-profile)
+    # hol at STEP with py-spy sampling every vLLM process (non-blocking) for the whole probe:
+    # what the engine does during the stall at the end of the document's prefill.
+    step=$1 pyspy=$2
+    serve "profile-$step" --max-model-len $LONG_DOC_LEN --quantization fp8 --kv-cache-dtype fp8 \
+      --gpu-memory-utilization 0.92 --max-num-seqs 240 --max-num-batched-tokens "$step" \
+      --enable-prefix-caching --enable-chunked-prefill && {
+      "$pyspy" record --pid "$pid" --subprocesses --nonblocking --rate 250 --duration 22 \
+        --format speedscope -o "$out/profile-$step.speedscope.json" > "$out/py-spy.log" 2>&1 &
+      spy=$!; sleep 2
+      python3 "$here/stream_probe.py" hol --model-dir "$model" --label "profile-$step" \
+        --step-tokens "$step" --seed 4 --out "$out/hol-profile-$step.json"
+      wait $spy; tail -3 "$out/py-spy.log"; gzip -f "$out/profile-$step.speedscope.json"; stop; } ;;
   shared)
     optimized_no_cache=("${OPTIMIZED[@]/--enable-prefix-caching/--no-enable-prefix-caching}")
     for label in "${@:-cache-on cache-off}"; do for l in $label; do
@@ -93,7 +110,7 @@ case $what in
         --label "$l" --out "$out/shared-$l.json"
       stop
     done; done ;;
-  *) echo "usage: proof.sh before-after|hol|hol-end|shared MODEL_DIR [...]"; exit 2 ;;
+  *) echo "usage: proof.sh before-after|hol|hol-end|hol-profile|shared MODEL_DIR [...]"; exit 2 ;;
 esac
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/device.txt"
 python3 -c "import vllm; print('vllm', vllm.__version__)" >> "$out/device.txt" 2>/dev/null

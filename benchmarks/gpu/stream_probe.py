@@ -175,6 +175,8 @@ def main() -> None:
     parser.add_argument("--lead-seconds", type=float, default=4.0)
     parser.add_argument("--doc-tokens", type=int, default=100_000)
     parser.add_argument("--step-tokens", type=int, help="the server's max-num-batched-tokens")
+    parser.add_argument("--prompt-id-limit", type=int, help="prompt ids below this (default: "
+                        "the model's vocabulary; the BPE tokenizer's tokens: 100256)")  # fmt: skip
     parser.add_argument("--doc-output", type=int, default=1, help="tokens the document asks for")
     parser.add_argument("--seed", type=int, default=0, help="prompts' random ids (a new seed: "
                         "a prompt the prefix cache has not seen)")  # fmt: skip
@@ -183,7 +185,10 @@ def main() -> None:
     parser.add_argument("--question-tokens", type=int, default=128)
     parser.add_argument("--output-tokens", type=int, default=128)
     args = parser.parse_args()
-    vocab = json.loads((args.model_dir / "config.json").read_text())["vocab_size"]
+    vocab = (
+        args.prompt_id_limit
+        or json.loads((args.model_dir / "config.json").read_text())["vocab_size"]
+    )
     probe = head_of_line if args.probe == "hol" else shared_document
     result = {"probe": args.probe, "label": args.label, **asyncio.run(probe(args, vocab))}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
