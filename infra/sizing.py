@@ -26,9 +26,10 @@ MEMORY_BANDWIDTH_EFFICIENCY = 0.8
 COMPUTE_EFFICIENCY_16BIT = 0.6
 COMPUTE_EFFICIENCY_8BIT = 0.45
 # Attention is costed at the 16-bit rate whatever the weights are: the late prefill steps of a
-# 100k-token document (256- and 512-token chunks over ~99k cached tokens, FP8 weights and KV)
-# measured on an H100 match that within ±10 % (benchmarks/results/gpu_proof.json,
-# tests/unit/test_sizing_calibration.py); costing it at the FP8 rate predicts them 35 % fast.
+# 100k-token document (256-, 512- and 2560-token chunks over ~99k cached tokens, FP8 weights
+# and KV) measured on an H100 match that within −9 %/+12 %/+14 %
+# (benchmarks/results/gpu_proof.json, tests/unit/test_sizing_calibration.py); costing it at
+# the FP8 rate predicts them a third too fast.
 # A step kind that is more than this share of all steps sets the p95 inter-token latency.
 P95_TAIL_SHARE = 0.05
 # vLLM's own defaults for `vllm serve` (V1 engine), by device memory.
@@ -191,13 +192,6 @@ def attention_flops_per_token(architecture: ModelArchitecture, context_tokens: f
     """Q·Kᵀ and attention·V for one token over `context_tokens` earlier tokens."""
     heads = architecture.num_attention_heads * architecture.head_dim
     return 4 * architecture.num_layers * heads * context_tokens
-
-
-def flops_per_token(architecture: ModelArchitecture, context_tokens: float) -> float:
-    """Forward FLOPs for one token: matmuls plus attention over its context."""
-    return matmul_flops_per_token(architecture) + attention_flops_per_token(
-        architecture, context_tokens
-    )
 
 
 def compute_seconds(
