@@ -27,7 +27,7 @@ COMPUTE_EFFICIENCY_16BIT = 0.6
 COMPUTE_EFFICIENCY_8BIT = 0.45
 # Attention is costed at the 16-bit rate whatever the weights are: the late prefill steps of a
 # 100k-token document (256-, 512- and 2560-token chunks over ~99k cached tokens, FP8 weights
-# and KV) measured on an H100 match that within −9 %/+12 %/+14 %
+# and KV) measured on an H100 match that within −9 %/+11 %/+14 %
 # (benchmarks/results/gpu_proof.json, tests/unit/test_sizing_calibration.py); costing it at
 # the FP8 rate predicts them a third too fast.
 # A step kind that is more than this share of all steps sets the p95 inter-token latency.

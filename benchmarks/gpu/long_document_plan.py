@@ -44,11 +44,11 @@ def long_document_plan(doc_tokens: int, itl_p95_ms: float | None = None) -> Depl
 
 def summary(doc_tokens: int, itl_p95_ms: float | None = None) -> dict[str, Any]:
     """What the head-of-line run needs from the plan, and what the model predicts for it."""
-    raw = long_document_raw(doc_tokens, itl_p95_ms)
-    replica = long_document_plan(doc_tokens, itl_p95_ms).sizing.replica
+    plan = long_document_plan(doc_tokens, itl_p95_ms)
+    replica = plan.sizing.replica
     return {
         "doc_tokens": doc_tokens,
-        "itl_p95_ms": raw["slo"]["itlP95Ms"],
+        "itl_p95_ms": plan.gate.itl_p95_ms,
         "max_model_len": replica.knobs.max_model_len,
         "max_num_batched_tokens": replica.knobs.max_num_batched_tokens,
         "predicted_last_chunk_step_ms": round(replica.speed.last_chunk_step_ms, 1),

@@ -41,6 +41,11 @@ serve() {  # label, vllm args...
   fi
   echo "$label: up in $(( $(date +%s) - t0 )) s; $(grep -oE 'KV cache size: [0-9,]+ tokens' "$out/server-$label.log" | tail -1)"
 }
+serve_long() {  # label, step budget: the optimized profile with the long-document context
+  local args=("${OPTIMIZED[@]}") i
+  for i in "${!args[@]}"; do [ "${args[$i]}" = --max-num-batched-tokens ] && args[i+1]=$2; done
+  serve "$1" --max-model-len $LONG_DOC_LEN "${args[@]}"
+}
 stop() { kill -- -$pid 2>/dev/null; sleep 3; kill -9 -- -$pid 2>/dev/null; wait $pid 2>/dev/null; pkill -9 -f vllm.entrypoints; sleep 3; true; }
 
 bench() {  # label, concurrency: the RAG shape, 2048 in / 256 out, goodput at the prod SLOs
@@ -69,9 +74,7 @@ case $what in
     for step in "$@"; do
       budget=$step label=chunked-$step
       [ "$step" = one-step ] && budget=$LONG_DOC_LEN label=one-step
-      serve "$label" --max-model-len $LONG_DOC_LEN --quantization fp8 --kv-cache-dtype fp8 \
-        --gpu-memory-utilization 0.92 --max-num-seqs 240 --max-num-batched-tokens "$budget" \
-        --enable-prefix-caching --enable-chunked-prefill || continue
+      serve_long "$label" "$budget" || continue
       python3 "$here/stream_probe.py" hol --model-dir "$model" --label "$label$LABEL_SUFFIX" \
         --step-tokens "$budget" --out "$out/hol-$label$LABEL_SUFFIX.json" ${PROBE_ARGS:-}
       stop
@@ -81,20 +84,16 @@ case $what in
     # fresh documents (new seeds) asking for 1 and then 64 tokens. If the stall follows the
     # document's last token, it is the request finishing; if it stays at the first, prefill end.
     step=${1:-256}
-    serve "end-$step" --max-model-len $LONG_DOC_LEN --quantization fp8 --kv-cache-dtype fp8 \
-      --gpu-memory-utilization 0.92 --max-num-seqs 240 --max-num-batched-tokens "$step" \
-      --enable-prefix-caching --enable-chunked-prefill && {
+    serve_long "end-$step" "$step" && {
       for run in "1 1" "64 2" "1 3"; do set -- $run
         python3 "$here/stream_probe.py" hol --model-dir "$model" --label "end-$step-out$1-seed$2" \
           --step-tokens "$step" --doc-output "$1" --seed "$2" --out "$out/hol-end-$step-out$1-seed$2.json"
       done; stop; } ;;
   hol-profile)
     # hol at STEP with py-spy sampling every vLLM process (non-blocking) for the whole probe:
-    # what the engine does during the stall at the end of the document's prefill.
+    # what vLLM's processes do during the stall at the document's first token.
     step=$1 pyspy=$2
-    serve "profile-$step" --max-model-len $LONG_DOC_LEN --quantization fp8 --kv-cache-dtype fp8 \
-      --gpu-memory-utilization 0.92 --max-num-seqs 240 --max-num-batched-tokens "$step" \
-      --enable-prefix-caching --enable-chunked-prefill && {
+    serve_long "profile-$step" "$step" && {
       "$pyspy" record --pid "$pid" --subprocesses --nonblocking --rate 250 --duration 22 \
         --format speedscope -o "$out/profile-$step.speedscope.json" > "$out/py-spy.log" 2>&1 &
       spy=$!; sleep 2

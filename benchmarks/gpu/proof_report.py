@@ -47,8 +47,9 @@ def load(folders: list[Path]) -> dict:
 
 def late_steps(run: dict) -> dict:
     """The document's late prefill steps, seen from chat stream 0: the median gap over the last
-    tenth of the prefill (its chunks attend to ~90-100 % of the document), before the stall at
-    its end; and what the sizing model predicts for the last chunk."""
+    tenth of the prefill, up to its first token (those chunks attend to ~90-100 % of the
+    document; the median ignores the one stall at that token); and what the sizing model
+    predicts for the last chunk."""
     timeline = run.get("timeline_stream0")
     step = run.get("step_tokens")
     if not timeline or not step or step >= run["document_tokens"]:
@@ -56,7 +57,7 @@ def late_steps(run: dict) -> dict:
     from infra.catalog import ACCELERATORS, MODEL_PRESETS
     from infra.sizing import compute_seconds
 
-    end = run["worst_gap_began_after_sent_s"]
+    end = run["document_ttft_s"]
     late = sorted(g for t, g in timeline if 0.9 * end <= t < end and g > 0.001)
     predicted = compute_seconds(
         MODEL_PRESETS["llama-3.1-8b-instruct"].architecture,

@@ -140,12 +140,7 @@ async def shared_document(args: argparse.Namespace, vocab: int) -> dict:
             )
             for _ in range(3)
         ]  # fmt: skip
-    ttfts.sort()
     requests = args.users * args.rounds
-
-    def pct(q: float) -> float:
-        return round(ttfts[min(len(ttfts) - 1, int(q * len(ttfts)))], 4)
-
     return {
         "users": args.users,
         "rounds": args.rounds,
@@ -154,8 +149,8 @@ async def shared_document(args: argparse.Namespace, vocab: int) -> dict:
         "output_tokens": args.output_tokens,
         "cold_ttft_s": round(cold["arrivals"][0] - cold["sent"], 4),
         "lone_warm_ttft_s": [round(w["arrivals"][0] - w["sent"], 4) for w in warm],
-        "ttft_p50_s": pct(0.5),
-        "ttft_p95_s": pct(0.95),
+        "ttft_p50_s": round(quantile(ttfts, 0.5), 4),
+        "ttft_p95_s": round(quantile(ttfts, 0.95), 4),
         "requests_per_s": round(requests / elapsed, 3),
         "output_tokens_per_s": round(requests * args.output_tokens / elapsed, 1),
         "elapsed_s": round(elapsed, 2),
