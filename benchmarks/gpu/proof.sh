@@ -6,6 +6,7 @@
 #   proof.sh hol-end MODEL_DIR [STEP]     the stall at the end of a long prefill, located
 #   proof.sh hol-profile MODEL_DIR STEP PY_SPY   the same, with py-spy on every vLLM process
 #   proof.sh shared MODEL_DIR [cache-on] [cache-off]      (default: both)
+#   PLUGIN=1 proof.sh ...   the same with the stack's vLLM plugin loaded
 # → JSON + server logs in $OUT. OPTIMIZED is the prod stack's plan (`leanrag plan --stack prod`;
 # tests/unit/test_gpu_proof.py keeps it in step): FP8 weights (`--quantization fp8` applies to
 # the random weights what the compressed checkpoint carries), FP8 KV, util 0.92, max-num-seqs
@@ -25,6 +26,12 @@ LONG_DOC_LEN=131072  # the long-document plan's max-model-len
 # hol with another tokenizer: LABEL_SUFFIX=-bpe PROBE_ARGS="--prompt-id-limit 100256" and the
 # model folder from benchmarks/gpu/make_bpe_tokenizer.py
 LABEL_SUFFIX=${LABEL_SUFFIX:-}
+# PLUGIN=1: serve with the stack's vLLM plugin (workloads/vllm_plugin: the detokenizer primed
+# with the prompt's tail), loaded from the folder the stack ships, as the serving pods do.
+if [ "${PLUGIN:-0}" = 1 ]; then
+  (cd "$here/../.." && python3 -m workloads.vllm_plugin /tmp/leanrag-vllm-plugins) || exit 1
+  export PYTHONPATH=$PYTHONPATH:/tmp/leanrag-vllm-plugins
+fi
 
 serve() {  # label, vllm args...
   local label=$1; shift
@@ -40,6 +47,7 @@ serve() {  # label, vllm args...
     echo "$label: server failed"; tail -25 "$out/server-$label.log"; stop; return 1
   fi
   echo "$label: up in $(( $(date +%s) - t0 )) s; $(grep -oE 'KV cache size: [0-9,]+ tokens' "$out/server-$label.log" | tail -1)"
+  grep -m1 -oE 'leanrag_vllm_plugin: .*' "$out/server-$label.log"; true
 }
 serve_long() {  # label, step budget: the optimized profile with the long-document context
   local args=("${OPTIMIZED[@]}") i
@@ -86,8 +94,9 @@ case $what in
     step=${1:-256}
     serve_long "end-$step" "$step" && {
       for run in "1 1" "64 2" "1 3"; do set -- $run
-        python3 "$here/stream_probe.py" hol --model-dir "$model" --label "end-$step-out$1-seed$2" \
-          --step-tokens "$step" --doc-output "$1" --seed "$2" --out "$out/hol-end-$step-out$1-seed$2.json"
+        python3 "$here/stream_probe.py" hol --model-dir "$model" --label "end-$step-out$1-seed$2$LABEL_SUFFIX" \
+          --step-tokens "$step" --doc-output "$1" --seed "$2" \
+          --out "$out/hol-end-$step-out$1-seed$2$LABEL_SUFFIX.json" ${PROBE_ARGS:-}
       done; stop; } ;;
   hol-profile)
     # hol at STEP with py-spy sampling every vLLM process (non-blocking) for the whole probe:
@@ -106,7 +115,7 @@ case $what in
       if [ "$l" = cache-on ]; then serve cache-on --max-model-len 34000 "${OPTIMIZED[@]}" || continue
       else serve cache-off --max-model-len 34000 "${optimized_no_cache[@]}" || continue; fi
       python3 "$here/stream_probe.py" shared --model-dir "$model" --doc-tokens 32768 --rounds 1 \
-        --label "$l" --out "$out/shared-$l.json"
+        --label "$l$LABEL_SUFFIX" --out "$out/shared-$l$LABEL_SUFFIX.json" ${PROBE_ARGS:-}
       stop
     done; done ;;
   *) echo "usage: proof.sh before-after|hol|hol-end|hol-profile|shared MODEL_DIR [...]"; exit 2 ;;

@@ -26,15 +26,19 @@ def random_ids(count: int, vocab: int, rng: random.Random) -> list[int]:
     return [rng.randrange(1000, vocab - 1000) for _ in range(count)]
 
 
-async def stream(
-    session: aiohttp.ClientSession, url: str, prompt: list[int], max_tokens: int
-) -> dict:
+def completion_body(prompt: list[int], max_tokens: int) -> bytes:
+    """A streamed /v1/completions request, serialized. Built before the clock starts: making
+    and encoding a 100k-id prompt takes the probe ~0.1 s, during which it reads no stream."""
+    return json.dumps({"model": "m", "prompt": prompt, "max_tokens": max_tokens, "stream": True,
+                       "ignore_eos": True, "temperature": 0}).encode()  # fmt: skip
+
+
+async def stream(session: aiohttp.ClientSession, url: str, body: bytes) -> dict:
     """One streamed completion: send time, and the arrival time of every token chunk."""
-    body = {"model": "m", "prompt": prompt, "max_tokens": max_tokens, "stream": True,
-            "ignore_eos": True, "temperature": 0}  # fmt: skip
     sent = time.perf_counter()
     arrivals: list[float] = []
-    async with session.post(f"{url}/v1/completions", json=body) as response:
+    headers = {"Content-Type": "application/json"}
+    async with session.post(f"{url}/v1/completions", data=body, headers=headers) as response:
         response.raise_for_status()
         async for raw in response.content:
             line = raw.decode().strip()
@@ -65,21 +69,18 @@ def quantile(values: list[float], q: float) -> float:
 
 async def head_of_line(args: argparse.Namespace, vocab: int) -> dict:
     rng = random.Random(args.seed)
+    warm_up = completion_body(random_ids(32, vocab, rng), 8)
+    chat_bodies = [
+        completion_body(random_ids(args.chat_tokens, vocab, rng), args.chat_output)
+        for _ in range(args.chat_streams)
+    ]
+    document_body = completion_body(random_ids(args.doc_tokens, vocab, rng), args.doc_output)
     timeout = aiohttp.ClientTimeout(total=900)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        await stream(session, args.url, random_ids(32, vocab, rng), 8)  # warm-up
-        chats = [
-            asyncio.create_task(
-                stream(
-                    session, args.url, random_ids(args.chat_tokens, vocab, rng), args.chat_output
-                )
-            )
-            for _ in range(args.chat_streams)
-        ]
+        await stream(session, args.url, warm_up)
+        chats = [asyncio.create_task(stream(session, args.url, body)) for body in chat_bodies]
         await asyncio.sleep(args.lead_seconds)  # the chats are decoding steadily
-        document = await stream(
-            session, args.url, random_ids(args.doc_tokens, vocab, rng), args.doc_output
-        )
+        document = await stream(session, args.url, document_body)
         doc_done = time.perf_counter()
         results = await asyncio.gather(*chats)
     doc_sent = document["sent"]
@@ -115,31 +116,27 @@ async def head_of_line(args: argparse.Namespace, vocab: int) -> dict:
 async def shared_document(args: argparse.Namespace, vocab: int) -> dict:
     rng = random.Random(1)
     document = random_ids(args.doc_tokens, vocab, rng)
+
+    def ask() -> bytes:  # the document and a fresh question
+        prompt = document + random_ids(args.question_tokens, vocab, rng)
+        return completion_body(prompt, args.output_tokens)
+
+    warm_up = completion_body(random_ids(32, vocab, rng), 8)  # not the document
+    cold_body = ask()
+    rounds = [[ask() for _ in range(args.users)] for _ in range(args.rounds)]
+    lone = [ask() for _ in range(3)]
     timeout = aiohttp.ClientTimeout(total=900)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        await stream(session, args.url, random_ids(32, vocab, rng), 8)  # warm-up, not the doc
-        cold = await stream(
-            session, args.url, document + random_ids(args.question_tokens, vocab, rng),
-            args.output_tokens,
-        )  # fmt: skip
+        await stream(session, args.url, warm_up)
+        cold = await stream(session, args.url, cold_body)
         started = time.perf_counter()
         ttfts: list[float] = []
-        for _ in range(args.rounds):
-            results = await asyncio.gather(*[
-                stream(session, args.url, document + random_ids(args.question_tokens, vocab, rng),
-                       args.output_tokens)
-                for _ in range(args.users)
-            ])  # fmt: skip
+        for bodies in rounds:
+            results = await asyncio.gather(*[stream(session, args.url, b) for b in bodies])
             ttfts += [r["arrivals"][0] - r["sent"] for r in results if r["arrivals"]]
         elapsed = time.perf_counter() - started
         # Lone requests after the burst: the document is cached, nothing queues ahead of them.
-        warm = [
-            await stream(
-                session, args.url, document + random_ids(args.question_tokens, vocab, rng),
-                args.output_tokens,
-            )
-            for _ in range(3)
-        ]  # fmt: skip
+        warm = [await stream(session, args.url, body) for body in lone]
     requests = args.users * args.rounds
     return {
         "users": args.users,
