@@ -132,6 +132,11 @@ class ServingConfig(_Section):
     tensor_parallel_size: int | None = Field(default=None, ge=1, le=16)
     enable_prefix_caching: bool = True
     enable_chunked_prefill: bool = True
+    # The stack's vLLM plugin (workloads/vllm_plugin, mounted from a ConfigMap) primes
+    # streaming detokenization with this many of the prompt's last tokens instead of the whole
+    # prompt, so a long document's first token does not stall every other stream
+    # (benchmarks/results/gpu_proof.md). 0: no plugin, vLLM as shipped.
+    detokenizer_prime_tokens: int = Field(default=32, ge=0, le=4096)
     min_replicas: int = Field(default=1, ge=0)
     max_replicas: int | None = Field(default=None, ge=1)
     scale_to_zero: bool = False

@@ -33,6 +33,7 @@ from infra.sizing import (
     weight_bytes,
     with_knobs,
 )
+from workloads.vllm_plugin.leanrag_vllm_plugin import ENV_PRIME_TOKENS as DETOKENIZER_PRIME_ENV
 
 OPTIMIZED_UTILIZATION = 0.92
 MIN_BATCHED_TOKENS = 256
@@ -117,6 +118,13 @@ class VllmArgs:
     enable_chunked_prefill: bool
     # vLLM's CPU build sizes its KV cache from this instead of gpu_memory_utilization.
     cpu_kv_cache_space_gib: int | None = None
+    # > 0: the server loads the stack's vLLM plugin (workloads/vllm_plugin), which primes
+    # streaming detokenization with this many prompt tokens; 0: vLLM as shipped.
+    detokenizer_prime_tokens: int = 0
+
+    @property
+    def loads_plugin(self) -> bool:
+        return self.detokenizer_prime_tokens > 0
 
     def as_cli(self) -> list[str]:
         args = [
@@ -160,9 +168,14 @@ class VllmArgs:
         ]
 
     def environment(self) -> dict[str, str]:
-        if self.cpu_kv_cache_space_gib is None:
-            return {}
-        return {"VLLM_CPU_KVCACHE_SPACE": str(self.cpu_kv_cache_space_gib)}
+        """Variables the server needs besides its arguments (the plugin's folder on PYTHONPATH
+        is the applier's: a ConfigMap mount in a cluster, a written folder locally)."""
+        env = {}
+        if self.cpu_kv_cache_space_gib is not None:
+            env["VLLM_CPU_KVCACHE_SPACE"] = str(self.cpu_kv_cache_space_gib)
+        if self.loads_plugin:
+            env[DETOKENIZER_PRIME_ENV] = str(self.detokenizer_prime_tokens)
+        return env
 
 
 @dataclass(frozen=True)
@@ -348,7 +361,15 @@ def build_plan(config: StackConfig, stack: str) -> DeploymentPlan:
         ),
         model=model,
         workload=workload,
-        vllm=_vllm_args(preset, knobs, concurrency, sizing, accelerator),
+        vllm=_vllm_args(
+            preset,
+            knobs,
+            concurrency,
+            sizing,
+            accelerator,
+            detokenizer_prime_tokens=config.serving.detokenizer_prime_tokens,
+        ),
+        # Stock vLLM: no plugin either.
         baseline_vllm=_vllm_args(
             preset, baseline_knobs, baseline_knobs.max_num_seqs or 1, baseline, accelerator
         ),
@@ -495,6 +516,7 @@ def _vllm_args(
     max_num_seqs: int,
     sizing: DeploymentSizing,
     accelerator: Accelerator,
+    detokenizer_prime_tokens: int = 0,
 ) -> VllmArgs:
     seqs = knobs.max_num_seqs or max_num_seqs
     return VllmArgs(
@@ -512,6 +534,7 @@ def _vllm_args(
         cpu_kv_cache_space_gib=None
         if accelerator.is_gpu
         else max(1, math.floor(sizing.replica.memory.kv_cache_gib_per_gpu)),
+        detokenizer_prime_tokens=detokenizer_prime_tokens,
     )
 
 

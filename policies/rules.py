@@ -12,7 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 GPU = "nvidia.com/gpu"
-SENSITIVE = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_KEY)", re.IGNORECASE)
+# A credential's name; token *counts* and tokenizer settings (MAX_TOKENS, DETOKENIZER_...) are not.
+SENSITIVE = re.compile(
+    r"(TOKEN(?!S(?:$|_)|IZER)|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_KEY)", re.IGNORECASE
+)
 _TAG = re.compile(r":(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$")
 Obj = dict[str, Any]
 

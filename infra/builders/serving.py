@@ -8,12 +8,14 @@ vLLM (bf16 source weights, default settings) runs beside it for the gate's befor
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from infra.builders.bundle import PART_OF, Bundle, render
 from infra.builders.llm_d import MODEL_PORT as ISVC_PORT
 from infra.builders.llm_d import ROUTER_CONFIG
 from infra.plan import MODEL_SERVER_LABELS, MODEL_VOLUME, DeploymentPlan, VllmArgs
+from workloads.vllm_plugin import plugin_files
 
 SERVICE = "leanrag-llm"
 BASELINE = "leanrag-llm-baseline"
@@ -21,6 +23,8 @@ QUANTIZE_JOB = "leanrag-quantize"
 MODEL_HUB_SECRET = "leanrag-model-hub"
 S3_SECRET = "leanrag-s3"
 RUNTIME = "leanrag-vllm"
+VLLM_PLUGINS = "leanrag-vllm-plugins"  # ConfigMap and volume of the stack's vLLM plugin
+VLLM_PLUGINS_DIR = "/opt/leanrag/vllm-plugins"
 LLMISVC_PORT = 8000  # LLMInferenceService's vLLM listens here, over TLS
 PROBE_PERIOD_S = 10
 KEDA_POLLING_S = 15
@@ -52,6 +56,8 @@ def build(plan: DeploymentPlan) -> Bundle:
                 size=f"{plan.model.model_volume_gib}Gi",
             )
         objects += _quantize_job(plan)
+    if plan.vllm.loads_plugin:
+        objects += _plugin_configmap(plan)
     objects += _service(
         plan,
         SERVICE,
@@ -120,9 +126,11 @@ def _service(
         "env": [
             _secret_env("HF_TOKEN", MODEL_HUB_SECRET, "token"),
             {"name": "HOME", "value": "/tmp"},
+            *_plugin_env(vllm),
         ],
         "model_uri": model_uri,
         "replicas": replicas,
+        **_plugin_volume(vllm),
     }
     if plan.serving_api == "llminferenceservice":
         router = plan.features.llmd_router and profile == "optimized"
@@ -166,6 +174,36 @@ def _service(
             scaling=scaling,
         )
     return objects
+
+
+def _plugin_configmap(plan: DeploymentPlan) -> list[dict[str, Any]]:
+    """The plugin's files, keyed by file name (a ConfigMap key cannot hold a folder)."""
+    data = {Path(relative).name: text for relative, text in plugin_files().items()}
+    return render(
+        "serving/vllm-plugins-configmap.yaml.j2",
+        name=VLLM_PLUGINS,
+        namespace=plan.namespaces.serving,
+        labels=PART_OF,
+        data=data,
+    )
+
+
+def _plugin_env(vllm: VllmArgs) -> list[dict[str, str]]:
+    if not vllm.loads_plugin:
+        return []
+    env = [{"name": "PYTHONPATH", "value": VLLM_PLUGINS_DIR}]
+    return env + [{"name": k, "value": v} for k, v in sorted(vllm.environment().items())]
+
+
+def _plugin_volume(vllm: VllmArgs) -> dict[str, list[dict[str, Any]]]:
+    """The ConfigMap as the plugin folder (module + its .dist-info), read-only."""
+    if not vllm.loads_plugin:
+        return {"volumes": [], "volume_mounts": []}
+    items = [{"key": Path(relative).name, "path": relative} for relative in plugin_files()]
+    return {
+        "volumes": [{"name": VLLM_PLUGINS, "configMap": {"name": VLLM_PLUGINS, "items": items}}],
+        "volume_mounts": [{"name": VLLM_PLUGINS, "mountPath": VLLM_PLUGINS_DIR, "readOnly": True}],
+    }
 
 
 def _scaling(plan: DeploymentPlan, served_name: str) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from infra.local.llama_stack import command as llama_stack_command
 from infra.local.llama_stack import local_run_config, prepare_tiktoken_cache
 from infra.plan import DeploymentPlan
 from infra.stack_source import PROJECT_ROOT
+from workloads.vllm_plugin import write_plugin_folder
 
 SAMPLE_CORPUS = PROJECT_ROOT / "workloads" / "ingest" / "sample_corpus"
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -209,12 +210,15 @@ class LocalStack:
             "--model", checkpoint, "--served-model-name", served,
             "--host", "127.0.0.1", "--port", str(ports.vllm), *plan.vllm.server_args(),
         ]  # fmt: skip
+        vllm_env = {**plan.vllm.environment(), "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
+        if plan.vllm.loads_plugin:  # the folder the cluster mounts from a ConfigMap
+            folder = write_plugin_folder(self.run_dir.resolve() / "vllm-plugins")
+            vllm_env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(folder), os.environ.get("PYTHONPATH", "")) if p
+            )
         self.progress("serve", "start", 0.0, "vLLM starting (ready is awaited before `rag`)")
         serve_started = time.perf_counter()
-        self._start(
-            "vllm", vllm_args,
-            {**plan.vllm.environment(), "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"},
-        )  # fmt: skip
+        self._start("vllm", vllm_args, vllm_env)
         self._start(
             "embeddings",
             [str(env.workloads), "-m", "workloads.ingest.embed_server", "--port",

@@ -189,6 +189,26 @@ def test_secret_objects_must_hold_pulumi_secrets() -> None:
     assert no_secret_values(config_map)
 
 
+@pytest.mark.parametrize(
+    ("name", "sensitive"),
+    [
+        ("HF_TOKEN", True),
+        ("GITHUB_TOKEN_FILE", True),
+        ("hfToken", True),
+        ("AWS_SECRET_ACCESS_KEY", True),
+        ("OPENAI_API_KEY", True),
+        ("MAX_TOKENS", False),
+        ("LEANRAG_DETOKENIZER_PRIME_TOKENS", False),
+        ("TOKENIZERS_PARALLELISM", False),
+    ],
+)
+def test_secret_names_are_credentials_not_token_counts(name: str, sensitive: bool) -> None:
+    job = find(stack_objects("prod"), "Job", "leanrag-benchmark-gate")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [*(container.get("env") or []), {"name": name, "value": "x"}]
+    assert bool(no_secret_values(job)) is sensitive
+
+
 def test_digest_pinned_images_pass() -> None:
     job = find(stack_objects("prod"), "Job", "leanrag-benchmark-gate")
     job["spec"]["template"]["spec"]["containers"][0]["image"] = (

@@ -7,12 +7,21 @@ from typing import Any
 
 import pytest
 
-from infra.builders.serving import BASELINE, QUANTIZE_JOB, SERVICE, build
+from infra.builders.serving import (
+    BASELINE,
+    QUANTIZE_JOB,
+    SERVICE,
+    VLLM_PLUGINS,
+    VLLM_PLUGINS_DIR,
+    build,
+)
 from infra.catalog import MODEL_PRESETS
 from infra.config import validate_stack
 from infra.plan import DeploymentPlan, build_plan
 from infra.stack_source import load_stack
 from tests.conftest import edited, stack_raw
+from workloads.vllm_plugin import plugin_files
+from workloads.vllm_plugin.leanrag_vllm_plugin import ENV_PRIME_TOKENS
 
 
 def plan_of(raw: dict[str, Any]) -> DeploymentPlan:
@@ -214,3 +223,46 @@ def test_existing_claim_for_the_checkpoint_is_used_not_created() -> None:
     assert {"name": "models", "persistentVolumeClaim": {"claimName": "team-models"}} in pod[
         "volumes"
     ]
+
+
+def _plugin_folder(pod: dict[str, Any], container: dict[str, Any], found: dict) -> dict[str, str]:
+    """The folder the vLLM container sees at the plugin mount: relative path → text."""
+    mount = next(m for m in container["volumeMounts"] if m["name"] == VLLM_PLUGINS)
+    assert mount["mountPath"] == VLLM_PLUGINS_DIR and mount["readOnly"] is True
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    data = found[("ConfigMap", volume["configMap"]["name"])]["data"]
+    return {item["path"]: data[item["key"]] for item in volume["configMap"]["items"]}
+
+
+def test_optimized_vllm_loads_the_stacks_plugin_from_a_configmap(prod: DeploymentPlan) -> None:
+    """The folder mounted on PYTHONPATH is exactly the plugin and the metadata that declares its
+    vLLM entry point (tests/workloads/test_vllm_plugin.py loads that folder in real vLLM)."""
+    found = objects(prod)
+    service = found[("LLMInferenceService", SERVICE)]
+    container = main_container(service)
+    assert _plugin_folder(service["spec"]["template"], container, found) == plugin_files()
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["PYTHONPATH"] == VLLM_PLUGINS_DIR
+    assert env[ENV_PRIME_TOKENS] == str(load_stack("prod").serving.detokenizer_prime_tokens)
+    assert prod.vllm.detokenizer_prime_tokens == 32
+
+
+def test_plugin_on_the_classic_path_and_never_on_stock_vllm() -> None:
+    raw = edited(stack_raw("staging"), "serving.api", "inferenceservice")
+    found = objects(plan_of(raw))
+    runtime = found[("ServingRuntime", "leanrag-vllm-optimized")]
+    container = runtime["spec"]["containers"][0]
+    assert _plugin_folder(runtime["spec"], container, found) == plugin_files()
+    stock = found[("ServingRuntime", "leanrag-vllm-baseline")]
+    assert "volumes" not in stock["spec"]
+    assert "PYTHONPATH" not in {e["name"] for e in stock["spec"]["containers"][0]["env"]}
+
+
+def test_plugin_off_leaves_vllm_as_shipped() -> None:
+    plan = plan_of(edited(stack_raw("prod"), "serving.detokenizerPrimeTokens", 0))
+    found = objects(plan)
+    assert not [key for key in found if key[0] == "ConfigMap"]
+    container = main_container(found[("LLMInferenceService", SERVICE)])
+    assert "volumeMounts" not in container
+    assert not {"PYTHONPATH", ENV_PRIME_TOKENS} & {e["name"] for e in container["env"]}
+    assert plan.vllm.environment() == {}

@@ -104,6 +104,17 @@ def test_local_up_runs_every_step_and_down_cleans_up(run_dir: Path) -> None:
     # The servers keep running for the user until `local down`.
     pids = json.loads((run_dir / "pids.json").read_text())
     assert set(pids) == {"vllm", "embeddings", "llama-stack"}
+    # vLLM runs with the stack's plugin folder on its path, as the cluster's ConfigMap mount
+    # (tests/workloads/test_vllm_plugin.py: vLLM loads that folder and streams the same text).
+    environ = dict(
+        item.split(b"=", 1)
+        for item in Path(f"/proc/{pids['vllm']}/environ").read_bytes().split(b"\0")
+        if b"=" in item
+    )
+    plugins = run_dir.resolve() / "vllm-plugins"
+    assert environ[b"PYTHONPATH"].decode().split(os.pathsep)[0] == str(plugins)
+    assert environ[b"LEANRAG_DETOKENIZER_PRIME_TOKENS"] == b"32"
+    assert (plugins / "leanrag_vllm_plugin.py").is_file()
     assert answers(f"http://127.0.0.1:{ports[0]}/health")
     assert answers(f"http://127.0.0.1:{ports[2]}/v1/health")
     down = local("down", ports=ports, run_dir=run_dir)
