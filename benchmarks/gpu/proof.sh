@@ -74,7 +74,7 @@ case $what in
     for profile in "${@:-stock optimized}"; do for p in $profile; do
       if [ "$p" = stock ]; then serve stock --max-model-len 8192 || continue
       else serve optimized --max-model-len 8192 "${OPTIMIZED[@]}" || continue; fi
-      for c in 32 64 128; do bench "$p" $c; done; stop
+      for c in 32 64 128; do bench "$p$LABEL_SUFFIX" $c; done; stop
     done; done ;;
   hol)
     # One-step: a step budget as large as the context, so the whole document prefills in one
