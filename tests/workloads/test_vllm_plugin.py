@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from benchmarks.serving.detokenizer_prefill import byte_level_bpe, corpus_texts
 from workloads.vllm_plugin import ENTRY_POINT, ENTRY_POINT_GROUP, plugin_files, write_plugin_folder
 from workloads.vllm_plugin import leanrag_vllm_plugin as plugin
 
-CORPUS = Path(__file__).resolve().parents[2] / "workloads" / "ingest" / "sample_corpus"
 SPECIALS = ["<s>", "</s>", "<|eot_id|>"]
 # Characters of 2, 3 and 4 UTF-8 bytes: none is in the trained vocabularies, so byte-level and
 # byte-fallback tokenizers split them into one token per byte.
@@ -28,20 +28,8 @@ MULTIBYTE = ["é", "ß", "—", "€", "漢字", "データ", "🙂", "🚀", "�
 VLLM_PYTHON = os.environ.get("LEANRAG_VLLM_PYTHON", "")
 
 
-def _texts() -> list[str]:
-    return [p.read_text(errors="ignore") for p in sorted(CORPUS.rglob("*.md"))]
-
-
 def _byte_level() -> Tokenizer:
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=2000, special_tokens=SPECIALS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )  # fmt: skip
-    tokenizer.train_from_iterator(_texts(), trainer=trainer)
-    return tokenizer
+    return byte_level_bpe(vocab_size=2000, special_tokens=SPECIALS)
 
 
 def _metaspace_byte_fallback() -> Tokenizer:
@@ -51,7 +39,9 @@ def _metaspace_byte_fallback() -> Tokenizer:
     trainer = trainers.BpeTrainer(
         vocab_size=2000, special_tokens=["<unk>", *SPECIALS], limit_alphabet=100
     )
-    tokenizer.train_from_iterator([t.encode("ascii", "ignore").decode() for t in _texts()], trainer)
+    tokenizer.train_from_iterator(
+        [t.encode("ascii", "ignore").decode() for t in corpus_texts()], trainer
+    )
     spec = json.loads(tokenizer.to_str())
     vocab = spec["model"]["vocab"]
     for byte in range(256):
@@ -75,7 +65,7 @@ def _wordpiece() -> Tokenizer:
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece()
     trainer = trainers.WordPieceTrainer(vocab_size=2000, special_tokens=["[UNK]", *SPECIALS])
-    tokenizer.train_from_iterator(_texts(), trainer=trainer)
+    tokenizer.train_from_iterator(corpus_texts(), trainer=trainer)
     return tokenizer
 
 
@@ -112,7 +102,7 @@ def _sample(rng: random.Random, text: str, words: int) -> str:
 
 def _cases(tokenizer: Tokenizer) -> list[tuple[list[int], list[int]]]:
     rng = random.Random(7)
-    text = " ".join(_texts())
+    text = " ".join(corpus_texts())
     specials = [tokenizer.token_to_id(s) for s in SPECIALS]
     cases = []
     for i in range(40):
@@ -221,7 +211,7 @@ def test_vllm_loads_the_plugin_from_the_shipped_folder(tmp_path: Path) -> None:
     tokenizer = _byte_level()
     tokenizer.save(str(tmp_path / "tokenizer.json"))
     rng = random.Random(3)
-    text = " ".join(_texts())
+    text = " ".join(corpus_texts())
     prompt = tokenizer.encode(_sample(rng, text, 3000)).ids
     answer = tokenizer.encode(_sample(rng, text, 60)).ids
     folder = write_plugin_folder(tmp_path / "plugins")
