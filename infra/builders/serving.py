@@ -126,7 +126,8 @@ def _service(
         "env": [
             _secret_env("HF_TOKEN", MODEL_HUB_SECRET, "token"),
             {"name": "HOME", "value": "/tmp"},
-            *_plugin_env(vllm),
+            *_plugin_path(vllm),
+            *({"name": k, "value": v} for k, v in sorted(vllm.environment().items())),
         ],
         "model_uri": model_uri,
         "replicas": replicas,
@@ -176,30 +177,33 @@ def _service(
     return objects
 
 
+def _plugin_keys() -> dict[str, str]:
+    """Plugin file path → ConfigMap key (its file name: a key cannot hold a folder)."""
+    keys = {relative: Path(relative).name for relative in plugin_files()}
+    assert len(set(keys.values())) == len(keys), f"plugin file names collide: {keys}"
+    return keys
+
+
 def _plugin_configmap(plan: DeploymentPlan) -> list[dict[str, Any]]:
-    """The plugin's files, keyed by file name (a ConfigMap key cannot hold a folder)."""
-    data = {Path(relative).name: text for relative, text in plugin_files().items()}
+    keys = _plugin_keys()
     return render(
         "serving/vllm-plugins-configmap.yaml.j2",
         name=VLLM_PLUGINS,
         namespace=plan.namespaces.serving,
         labels=PART_OF,
-        data=data,
+        data={keys[relative]: text for relative, text in plugin_files().items()},
     )
 
 
-def _plugin_env(vllm: VllmArgs) -> list[dict[str, str]]:
-    if not vllm.loads_plugin:
-        return []
-    env = [{"name": "PYTHONPATH", "value": VLLM_PLUGINS_DIR}]
-    return env + [{"name": k, "value": v} for k, v in sorted(vllm.environment().items())]
+def _plugin_path(vllm: VllmArgs) -> list[dict[str, str]]:
+    return [{"name": "PYTHONPATH", "value": VLLM_PLUGINS_DIR}] if vllm.loads_plugin else []
 
 
 def _plugin_volume(vllm: VllmArgs) -> dict[str, list[dict[str, Any]]]:
     """The ConfigMap as the plugin folder (module + its .dist-info), read-only."""
     if not vllm.loads_plugin:
         return {"volumes": [], "volume_mounts": []}
-    items = [{"key": Path(relative).name, "path": relative} for relative in plugin_files()]
+    items = [{"key": key, "path": relative} for relative, key in _plugin_keys().items()]
     return {
         "volumes": [{"name": VLLM_PLUGINS, "configMap": {"name": VLLM_PLUGINS, "items": items}}],
         "volume_mounts": [{"name": VLLM_PLUGINS, "mountPath": VLLM_PLUGINS_DIR, "readOnly": True}],
