@@ -33,6 +33,11 @@ class Accelerator:
     # Fixed host-side cost of one engine step (scheduling, sampling); on GPUs CUDA graphs hide
     # it inside the calibrated efficiencies.
     step_overhead_ms: float = 0.0
+    # Host work per running sequence per step (scheduling, sampling, detokenizing, streaming):
+    # small on a GPU server, most of a step on the CPU build.
+    sequence_overhead_ms: float = 0.0
+    # Largest step budget (max-num-batched-tokens) worth asking for; None: the plan's own cap.
+    max_batched_tokens: int | None = None
     note: str = ""
 
 
@@ -134,10 +139,15 @@ ACCELERATORS: dict[str, Accelerator] = {
             fp8_kv_cache=False,
             runtime_overhead_gib=0.25,
             is_gpu=False,
-            # Scheduling and Python work per engine step dominate tiny models on the CPU
-            # build: vLLM CPU 0.32 on 2 cores measured 21.6 ms ITL p50 at 1 stream and ~30 ms
-            # at 4 (benchmarks/results/local_stack.md).
-            step_overhead_ms=26.0,
+            # Host work dominates tiny models on the CPU build. vLLM CPU 0.32 on 2 cores, tiny
+            # Llama with a BPE tokenizer, 448-token prompts (2026-12-02): ITL p50 2.5 ms at 4
+            # streams, 13 ms at 16. The local stack re-measures these at start-up
+            # (`leanrag local up` → speed probe) and plans the gate from what it measured.
+            step_overhead_ms=2.0,
+            sequence_overhead_ms=0.5,
+            # vLLM CPU warms up with one step of the whole budget: FP8 weights on 2 cores took
+            # 145 s to start at 2048 tokens and more than 8 minutes at 11008.
+            max_batched_tokens=2048,
             note="vLLM CPU build; figures are rough and only used for the local stack",
         ),
     )

@@ -278,7 +278,10 @@ def local_up(
     vllm_port: Annotated[int, typer.Option(help="vLLM port on 127.0.0.1")] = 8000,
     embeddings_port: Annotated[int, typer.Option(help="Embeddings port on 127.0.0.1")] = 8001,
     llama_stack_port: Annotated[int, typer.Option(help="Llama Stack port on 127.0.0.1")] = 8321,
-    benchmark_seconds: Annotated[int, typer.Option(help="GuideLLM seconds per load level")] = 20,
+    benchmark_seconds: Annotated[
+        int | None,
+        typer.Option(help="run each gate level this long (default: until its request count)"),
+    ] = None,
     stop_after: Annotated[
         bool, typer.Option("--stop-after", help="Stop the servers when the run is done")
     ] = False,
@@ -296,6 +299,7 @@ def local_up(
     from infra.stack_source import PROJECT_ROOT
 
     deployment = _plan_or_exit(stack, stacks_dir)
+    config = load_stack(stack, stacks_dir)
     if deployment.platform != "local":
         errors.print(f"[bold red]--stack {stack}[/]: is a {deployment.platform} stack; use local")
         raise typer.Exit(EXIT_BAD_CONFIG)
@@ -317,7 +321,7 @@ def local_up(
         else:
             console.print(f"  ✔ {step}: {seconds:.1f} s {note}".rstrip())
 
-    local = LocalStack(deployment, options, Environments.default(), progress)
+    local = LocalStack(deployment, options, Environments.default(), progress, config)
     try:
         summary = local.up()
     except KeyboardInterrupt:

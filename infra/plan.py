@@ -19,7 +19,9 @@ from infra.config import (
     RagConfig,
     StackConfig,
 )
+from infra.load_model import capacity_at_slo, simulate
 from infra.sizing import (
+    MAX_NUM_SEQS,
     DeploymentSizing,
     Pool,
     ServingKnobs,
@@ -40,6 +42,10 @@ MIN_BATCHED_TOKENS = 256
 MAX_BATCHED_TOKENS = 16384
 # Gate: measured capacity must land within this share of the prediction.
 CAPACITY_TOLERANCE = 0.25
+# Gate: measured prompt/output token means within 5 % of the plan's, at least 100 requests
+# measured per level (a 95 % attainment needs about that many to be told from 0.9).
+SHAPE_TOLERANCE = 0.05
+MIN_MEASURED_REQUESTS = 100
 # Autoscaling: KV-cache usage that means a replica is about to preempt.
 KV_CACHE_USAGE_SCALE_THRESHOLD = 0.9
 # Model start-up: engine + CUDA graphs, plus weights pulled at a conservative 0.5 GiB/s.
@@ -206,6 +212,22 @@ class GatePlan:
     predicted_requests_per_s: float
     predicted_output_tokens_per_s: float
     capacity_tolerance: float
+    # End-to-end latency of one request at the planned load (Little's law on the closed loop):
+    # bounds how long a count-bounded load level may take before the gate gives up on it.
+    predicted_e2e_ms: float
+    # Capacity at the SLO: the most requests in flight (and their rate) the deployment serves
+    # with TTFT p95 and ITL p95 within target. The gate's goodput search measures the same.
+    capacity_concurrency: int
+    capacity_requests_per_s: float
+    # What stops more load: "ttft", "itl", "both", or "ceiling" (the replicas admit no more).
+    capacity_limited_by: str
+    # Measured token counts must be within this share of the planned prompt and output lengths,
+    # or the gate judged other traffic than the plan's and refuses to decide.
+    shape_tolerance: float
+    # Steady state by count: each level measures at least this many requests (and 4 × its
+    # concurrency) after warm-up and before cool-down.
+    min_measured_requests: int
+    cost_per_hour_usd: float
 
 
 @dataclass(frozen=True)
@@ -266,11 +288,14 @@ class DeploymentPlan:
         return not self.problems
 
 
-def build_plan(config: StackConfig, stack: str) -> DeploymentPlan:
-    """Decide every setting for one stack."""
+def build_plan(
+    config: StackConfig, stack: str, measured: Accelerator | None = None
+) -> DeploymentPlan:
+    """Decide every setting for one stack; `measured` replaces the catalog's accelerator with
+    figures a speed probe measured on the machine itself (the local stack does)."""
     preset = config.resolved_model
     architecture = preset.architecture
-    accelerator = _accelerator(config)
+    accelerator = measured or accelerator_for(config)
     pool = Pool(
         accelerator,
         config.gpu_pool.gpus_per_node,
@@ -310,6 +335,27 @@ def build_plan(config: StackConfig, stack: str) -> DeploymentPlan:
 
     baseline_knobs = stock_knobs(accelerator, knobs.max_model_len, knobs.tensor_parallel_size)
     baseline = size(baseline_knobs)
+    # Capacity at the SLO per replica: the scheduler simulation, bounded by what the replica
+    # admits (KV cache, max-num-seqs).
+    slo = capacity_at_slo(
+        architecture,
+        accelerator,
+        knobs,
+        workload,
+        config.slo.ttft_p95_ms,
+        config.slo.itl_p95_ms,
+        ceiling=min(
+            sizing.replica.kv_concurrency,
+            knobs.max_num_seqs or MAX_NUM_SEQS,
+        ),
+    )
+    planned_load = simulate(
+        architecture,
+        accelerator,
+        knobs,
+        workload,
+        max(1, math.ceil(workload.concurrent_users / sizing.replicas)),
+    )
     weights_gib = weight_bytes(architecture, knobs.quantization) / GIB
     source_gib = weight_bytes(architecture, "none") / GIB
     compressed = knobs.quantization != "none"
@@ -402,6 +448,14 @@ def build_plan(config: StackConfig, stack: str) -> DeploymentPlan:
             predicted_requests_per_s=sizing.requests_per_s,
             predicted_output_tokens_per_s=sizing.output_tokens_per_s,
             capacity_tolerance=CAPACITY_TOLERANCE,
+            predicted_e2e_ms=planned_load.e2e_mean_ms,
+            capacity_concurrency=sizing.replicas * (slo.point.concurrency if slo.point else 0),
+            capacity_requests_per_s=sizing.replicas
+            * (slo.point.requests_per_s if slo.point else 0.0),
+            capacity_limited_by=slo.limited_by,
+            shape_tolerance=SHAPE_TOLERANCE,
+            min_measured_requests=MIN_MEASURED_REQUESTS,
+            cost_per_hour_usd=sizing.cost_per_hour_usd,
         ),
         curves=_curves(config, knobs, sizing, baseline, accelerator),
         vector_store_uri=_vector_store_uri(config),
@@ -441,7 +495,8 @@ def _curves(
     )
 
 
-def _accelerator(config: StackConfig) -> Accelerator:
+def accelerator_for(config: StackConfig) -> Accelerator:
+    """The catalog's accelerator for the stack's pool (memory as the stack states it)."""
     catalog = ACCELERATORS[config.gpu_pool.gpu]
     if config.gpu_pool.memory_gib is None:
         return catalog
@@ -495,7 +550,8 @@ def _optimized_knobs(config: StackConfig, accelerator: Accelerator, tp: int) -> 
             prompt,
             config.slo.itl_p95_ms,
         )
-        batched = min(max(fitted, MIN_BATCHED_TOKENS), MAX_BATCHED_TOKENS)
+        ceiling = accelerator.max_batched_tokens or MAX_BATCHED_TOKENS
+        batched = min(max(fitted, MIN_BATCHED_TOKENS), ceiling)
     return ServingKnobs(
         quantization=serving.quantization,
         kv_cache_dtype=serving.kv_cache_dtype,

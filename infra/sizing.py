@@ -575,3 +575,31 @@ def stock_knobs(
 
 def with_knobs(knobs: ServingKnobs, **changes: object) -> ServingKnobs:
     return replace(knobs, **changes)  # type: ignore[arg-type]
+
+
+def step_seconds(
+    architecture: ModelArchitecture,
+    accelerator: Accelerator,
+    knobs: ServingKnobs,
+    decode_tokens: int,
+    decode_context_tokens: int,
+    prefill_chunks: list[tuple[int, int]],
+) -> float:
+    """One engine step carrying `decode_tokens` decoding sequences (with this many context
+    tokens in all) and prefill chunks of (tokens, context already cached): the longer of its
+    memory time (weights once, every context's KV cache read) and its compute time, plus the
+    host's per-step overhead."""
+    tp = knobs.tensor_parallel_size
+    kv_per_token = kv_cache_bytes_per_token_per_gpu(architecture, knobs.kv_cache_dtype, tp)
+    kv_read = decode_context_tokens + sum(start for _, start in prefill_chunks)
+    moved = weight_bytes(architecture, knobs.quantization) / tp + kv_read * kv_per_token
+    bandwidth = accelerator.memory_bandwidth_gb_s * 1e9 * MEMORY_BANDWIDTH_EFFICIENCY
+
+    def compute(tokens: float, context: float) -> float:
+        return compute_seconds(architecture, accelerator, knobs.quantization, tp, tokens, context)
+
+    work = compute(decode_tokens, decode_context_tokens / max(decode_tokens, 1))
+    work += sum(compute(tokens, start + tokens / 2) for tokens, start in prefill_chunks)
+    sequences = decode_tokens + len(prefill_chunks)
+    host_ms = accelerator.step_overhead_ms + sequences * accelerator.sequence_overhead_ms
+    return max(moved / bandwidth, work) + host_ms / 1e3

@@ -2,14 +2,24 @@
 
 Speed and memory per token follow the architecture; answers are meaningless. Every output
 that uses one says so (`random_weights: true` in the model folder's `leanrag.json`).
+
+The tokenizer is a byte-level BPE trained on text that ships with Python itself
+(`pydoc_data.topics`, ≈ 465k characters of English), so any text — GuideLLM's synthetic
+prompts, retrieved RAG context, documents — has its real length in tokens. A word-level
+vocabulary would turn unknown words into `<unk>`, which decodes to nothing: the benchmark's
+prompts then reached the server empty.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from infra.catalog import ModelArchitecture
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
 # A chat template so OpenAI-style chat endpoints work against the tiny model.
@@ -19,17 +29,46 @@ CHAT_TEMPLATE = (
 )
 
 
+def training_text() -> str:
+    """English text available on every Python installation, with no download."""
+    from pydoc_data.topics import topics
+
+    return "\n".join(topics[name] for name in sorted(topics))
+
+
+def train_bpe_tokenizer(vocab_size: int) -> Tokenizer:
+    """A byte-level BPE of exactly `vocab_size` ids (specials first), trained deterministically.
+
+    Every id the model can emit decodes to bytes, and every input text encodes without
+    unknown tokens.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator([training_text()], trainer)
+    if tokenizer.get_vocab_size() != vocab_size:
+        raise ValueError(
+            f"the BPE training text yields {tokenizer.get_vocab_size()} ids, not the model's "
+            f"{vocab_size}: choose a vocab_size between 260 and that"
+        )
+    return tokenizer
+
+
 def build_tiny_llama(out_dir: Path, architecture: ModelArchitecture, seed: int = 0) -> Path:
-    """Write a LlamaForCausalLM with random weights and a whole-vocabulary word tokenizer."""
+    """Write a LlamaForCausalLM with random weights and a byte-level BPE tokenizer."""
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    # Every id the model can emit decodes to a word: random outputs stay readable text.
-    words = SPECIAL_TOKENS + [f"w{i}" for i in range(architecture.vocab_size - len(SPECIAL_TOKENS))]
-    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = train_bpe_tokenizer(architecture.vocab_size)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         unk_token="<unk>",
@@ -58,7 +97,14 @@ def build_tiny_llama(out_dir: Path, architecture: ModelArchitecture, seed: int =
     model = LlamaForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(out_dir)
     (out_dir / "leanrag.json").write_text(
-        json.dumps({"random_weights": True, "architecture": architecture.__dict__}, indent=2)
+        json.dumps(
+            {
+                "random_weights": True,
+                "tokenizer": "byte-level BPE trained on pydoc_data.topics",
+                "architecture": architecture.__dict__,
+            },
+            indent=2,
+        )
     )
     return out_dir
 

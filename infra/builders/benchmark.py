@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 from infra.builders.bundle import PART_OF, Bundle, render
 from infra.builders.serving import BASELINE, SERVICE, metrics_endpoint, pod_labels
 from infra.plan import DeploymentPlan
+from workloads.benchmark.runner import SEARCH_PROBES, level_bound, search_bounds
 
 GATE = "leanrag-benchmark-gate"
 RESULT_CONFIGMAP = "leanrag-gate-result"
-SECONDS_PER_LEVEL = 60
 
 
 def gate_plan_json(plan: DeploymentPlan) -> str:
@@ -40,8 +41,6 @@ def build(plan: DeploymentPlan) -> Bundle:
         "/plan/plan.json",
         "--target",
         f"{scheme}://{SERVICE}-gate.{namespace}.svc.cluster.local:{port}",
-        "--seconds",
-        str(SECONDS_PER_LEVEL),
         "--out",
         "/results",
         "--publish-configmap",
@@ -63,7 +62,11 @@ def build(plan: DeploymentPlan) -> Bundle:
         claim, _, path = plan.model.checkpoint_uri.removeprefix("pvc://").partition("/")
         model_volume = {"claim": claim}
         args += ["--tokenizer", f"/mnt/models/{path}".rstrip("/")]
-    runs = 3 * (2 if plan.gate.shared_prefix_tokens else 1) * (2 if plan.baseline_comparison else 1)
+    # Each level and probe is bounded by its own time limit (3 × its predicted duration).
+    level_s = level_bound(plan.gate, plan.gate.concurrency).time_limit_s
+    search_s = sum(b.time_limit_s for b in search_bounds(plan.gate, SEARCH_PROBES))
+    per_endpoint = level_s * (2 if plan.gate.shared_prefix_tokens else 1) + search_s
+    endpoints = 2 if plan.baseline_comparison else 1
     objects = render(
         "benchmark/gate-job.yaml.j2",
         name=GATE,
@@ -75,6 +78,6 @@ def build(plan: DeploymentPlan) -> Bundle:
         image=plan.images.benchmark,
         args=args,
         model_volume=model_volume,
-        timeout_seconds=runs * (SECONDS_PER_LEVEL + 60) + 600,
+        timeout_seconds=math.ceil(endpoints * per_endpoint) + 600,
     )
     return Bundle(concern="benchmark", objects=tuple(objects))

@@ -11,6 +11,7 @@ own process groups, recorded in `pids.json`; a failing step or Ctrl-C stops all 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -26,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from infra.builders.benchmark import gate_plan_json
+from infra.calibration import SpeedProbe, calibrate
+from infra.config import StackConfig
 from infra.local import processes
 from infra.local.llama_stack import command as llama_stack_command
 from infra.local.llama_stack import local_run_config, prepare_tiktoken_cache
-from infra.plan import DeploymentPlan
+from infra.plan import DeploymentPlan, accelerator_for, build_plan
 from infra.stack_source import PROJECT_ROOT
 from workloads.vllm_plugin import write_plugin_folder
 
@@ -39,7 +42,11 @@ EMBEDDING_DIMENSION = 384
 COLLECTION = "leanrag_docs"
 DEFAULT_QUESTION = "How many loggers can one Heron gateway handle?"
 STEPS = ("model", "quantize", "serve", "embeddings", "llama-stack", "ingest", "rag",
-         "benchmark", "report")  # fmt: skip
+         "speed-probe", "benchmark", "report")  # fmt: skip
+# The speed probe: the plan's traffic at 1 stream and at this many times the planned users,
+# each level measuring this many requests after warm-up.
+PROBE_LOAD_FACTOR = 4
+PROBE_REQUESTS = 40
 
 
 class LocalStackError(RuntimeError):
@@ -88,7 +95,8 @@ class Options:
     model_dir: Path | None = None
     documents: Path = SAMPLE_CORPUS
     question: str = DEFAULT_QUESTION
-    benchmark_seconds: int = 20
+    # None: each level runs until its steady-state request count (the gate's default).
+    benchmark_seconds: int | None = None
     stop_after: bool = False
 
 
@@ -103,8 +111,12 @@ class LocalStack:
         options: Options,
         environments: Environments,
         progress: Progress | None = None,
+        config: StackConfig | None = None,
     ) -> None:
         self.plan = plan
+        # With the validated stack, the gate's prediction is re-planned from a speed probe of
+        # this machine (`_calibrate`); without it, from the catalog's figures.
+        self.config = config
         self.options = options
         self.env = environments
         self.run_dir = options.run_dir
@@ -232,7 +244,8 @@ class LocalStack:
         self.timings["serve"] = round(time.perf_counter() - serve_started, 1)
         self.progress("serve", "done", self.timings["serve"], f"vLLM on {self._url(ports.vllm)}")
         answer = self._timed("rag", lambda: self._rag(served))
-        gate = self._timed("benchmark", lambda: self._benchmark(checkpoint))
+        gate_plan, calibration = self._timed("speed-probe", lambda: self._calibrate(checkpoint))
+        gate = self._timed("benchmark", lambda: self._benchmark(checkpoint, gate_plan))
         return {
             "stack": plan.stack,
             "machine": _machine(),
@@ -253,6 +266,12 @@ class LocalStack:
             "ingest": ingest,
             "rag": answer,
             "gate": gate,
+            "calibration": calibration,
+            "predicted_capacity_at_slo": {
+                "concurrency": gate_plan.gate.capacity_concurrency,
+                "requests_per_s": gate_plan.gate.capacity_requests_per_s,
+                "limited_by": gate_plan.gate.capacity_limited_by,
+            },
             "steps_seconds": self.timings,
             "run_dir": str(self.run_dir),
         }
@@ -294,7 +313,10 @@ class LocalStack:
                                 "--out", str(target)])  # fmt: skip
             return {"path": str(target)}
 
-        artefacts = self._step("model", {"preset": self.plan.model.name}, build)
+        # The tokenizer kind is part of the fingerprint: a run folder from before the BPE
+        # tokenizer holds a word-level model whose prompts reach vLLM empty.
+        fingerprint = {"preset": self.plan.model.name, "tokenizer": "byte-level-bpe"}
+        artefacts = self._step("model", fingerprint, build)
         return Path(artefacts["path"])
 
     def _quantize(self, model_dir: Path) -> str:
@@ -364,16 +386,66 @@ class LocalStack:
         ])  # fmt: skip
         return json.loads(out.read_text())
 
-    def _benchmark(self, checkpoint: str) -> dict[str, Any]:
-        plan_file = self.run_dir / "gate-plan.json"
+    def _calibrate(self, checkpoint: str) -> tuple[DeploymentPlan, dict[str, Any]]:
+        """Speed probe → this machine's figures → the plan the gate holds it to."""
+        if self.config is None:
+            return self.plan, {"source": "catalog (no stack config given)"}
+        plan_file = self.run_dir / "probe-plan.json"
         plan_file.write_text(gate_plan_json(self.plan))
+        out = self.run_dir / "speed-probe"
+        shutil.rmtree(out, ignore_errors=True)
+        loaded = PROBE_LOAD_FACTOR * max(self.plan.gate.concurrency, 1)
+        self._run("speed-probe", [
+            str(self.env.workloads), "-m", "workloads.benchmark", "--plan", str(plan_file),
+            "--target", self._url(self.options.ports.vllm), "--out", str(out),
+            "--tokenizer", checkpoint, "--speed-probe", str(out / "probe.json"),
+            "--concurrency", "1", str(loaded), "--min-requests", str(PROBE_REQUESTS),
+        ])  # fmt: skip
+        levels = json.loads((out / "probe.json").read_text())["levels"]
+        lone, busy = levels[0], levels[-1]
+        probe = SpeedProbe(
+            prompt_tokens=round(lone["prompt_tokens_mean"]),
+            lone_ttft_ms=lone["ttft_p50_ms"],
+            lone_itl_ms=lone["itl_p50_ms"],
+            loaded_concurrency=busy["concurrency"],
+            loaded_itl_ms=busy["itl_p50_ms"],
+        )
+        base = accelerator_for(self.config)
+        measured = calibrate(
+            base,
+            self.config.resolved_model.architecture,
+            self.plan.sizing.replica.knobs,
+            probe,
+            self.plan.workload,
+        )
+        plan = build_plan(self.config, self.plan.stack, measured)
+        if plan.vllm.server_args() != self.plan.vllm.server_args():
+            raise LocalStackError(
+                "step speed-probe: the measured speed changes vLLM's arguments "
+                f"({shlex.join(plan.vllm.server_args())}); the running server has "
+                f"{shlex.join(self.plan.vllm.server_args())}: set them in the stack file"
+            )
+        return plan, {
+            "source": "speed probe (GuideLLM, count-bounded, plan's traffic)",
+            "probe": dataclasses.asdict(probe),
+            "step_overhead_ms": measured.step_overhead_ms,
+            "sequence_overhead_ms": measured.sequence_overhead_ms,
+            "compute_scale": measured.bf16_tflops / base.bf16_tflops,
+            "report": str(out / "guidellm-speed-probe.json"),
+        }
+
+    def _benchmark(self, checkpoint: str, plan: DeploymentPlan) -> dict[str, Any]:
+        plan_file = self.run_dir / "gate-plan.json"
+        plan_file.write_text(gate_plan_json(plan))
         out = self.run_dir / "benchmark"
         shutil.rmtree(out, ignore_errors=True)
         command = [
             str(self.env.workloads), "-m", "workloads.benchmark", "--plan", str(plan_file),
             "--target", self._url(self.options.ports.vllm), "--out", str(out),
-            "--seconds", str(self.options.benchmark_seconds), "--tokenizer", checkpoint,
+            "--tokenizer", checkpoint,
         ]  # fmt: skip
+        if self.options.benchmark_seconds:
+            command += ["--seconds", str(self.options.benchmark_seconds)]
         log = self.logs / "benchmark.log"
         with log.open("ab") as handle:
             code = subprocess.run(

@@ -34,3 +34,29 @@ def calibration_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def write_word_tokenizer(out_dir: Path, vocab_size: int = 1024) -> Path:
+    """The kind of tokenizer the tiny model used to have: a whole-vocabulary word list
+    ("w0", "w1", ...). English text encodes to <unk> and decodes to "" — GuideLLM's synthetic
+    prompts built with it reach the server empty."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from workloads.models import CHAT_TEMPLATE, SPECIAL_TOKENS
+
+    words = SPECIAL_TOKENS + [f"w{i}" for i in range(vocab_size - len(SPECIAL_TOKENS))]
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+        pad_token="<pad>",
+    )  # fmt: skip
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def word_tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_word_tokenizer(tmp_path_factory.mktemp("word-tokenizer"))

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,18 +12,40 @@ import pytest
 
 from infra.plan import GatePlan
 from workloads.benchmark.__main__ import main
-from workloads.benchmark.gate import COULD_NOT_MEASURE, FAIL, PASS, evaluate
+from workloads.benchmark.gate import COULD_NOT_MEASURE, FAIL, PASS, capacity_search, evaluate
 from workloads.benchmark.metrics import ParseError, parse_report
 from workloads.benchmark.report import compare
-from workloads.benchmark.runner import load_levels, scenarios
+from workloads.benchmark.runner import (
+    Run,
+    level_bound,
+    levels_profile,
+    load_levels,
+    scenario_spec,
+    scenarios,
+    search_profile,
+)
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "guidellm" / "mock-server-concurrent.json"
+GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "guidellm"
+GOLDEN = GOLDEN_DIR / "mock-server-concurrent.json"
+# Real GuideLLM 0.8.1 runs against vLLM CPU 0.32 serving the tiny Llama with its BPE tokenizer
+# (2-core machine): the planned level (448 prompt / 32 output tokens, concurrency 4,
+# count-bounded) and a goodput search from 16 streams (TTFT ≤ 5 s, ITL ≤ 500 ms).
+LEVEL = GOLDEN_DIR / "vllm-cpu-rag-level.json"
+SEARCH = GOLDEN_DIR / "vllm-cpu-capacity-search.json"
 TARGETS = GatePlan(
-    ttft_p95_ms=500, itl_p95_ms=50, min_throughput_rps=2, max_error_rate=0.01, concurrency=4,
-    prompt_tokens=64, output_tokens=16, shared_prefix_tokens=0, predicted_requests_per_s=18.0,
-    predicted_output_tokens_per_s=288.0,
-    capacity_tolerance=0.5,
+    ttft_p95_ms=5000, itl_p95_ms=500, min_throughput_rps=0.2, max_error_rate=0.05, concurrency=4,
+    prompt_tokens=448, output_tokens=32, shared_prefix_tokens=0, predicted_requests_per_s=10.0,
+    predicted_output_tokens_per_s=320.0, capacity_tolerance=0.25, predicted_e2e_ms=400.0,
+    capacity_concurrency=16, capacity_requests_per_s=40.0, capacity_limited_by="ttft",
+    shape_tolerance=0.05, min_measured_requests=20, cost_per_hour_usd=0.1,
 )  # fmt: skip
+RAG = scenarios(TARGETS)[0]
+
+
+def _run(path: Path, targets: GatePlan = TARGETS) -> Run:
+    levels = tuple(parse_report(json.loads(path.read_text())))
+    bounds = tuple(level_bound(targets, level.concurrency) for level in levels)
+    return Run(path.stem, path, bounds, levels)
 
 
 def test_golden_report_parses_to_the_measured_numbers() -> None:
@@ -42,29 +61,117 @@ def test_golden_report_parses_to_the_measured_numbers() -> None:
     assert four.error_rate == 0.0
 
 
+def test_real_vllm_level_reads_what_reached_the_server() -> None:
+    (level,) = parse_report(json.loads(LEVEL.read_text()))
+    # 448 planned + the chat template's 11 tokens, as vLLM counted them; 32 out (ignore_eos).
+    assert level.prompt_tokens_mean == pytest.approx(459.0)
+    assert level.output_tokens_mean == pytest.approx(32.0)
+    assert level.concurrency == 4 and level.measured_requests == 103
+    assert level.slo_attainment == 1.0 and level.slo_determined_requests == 103
+
+
 def test_gate_passes_and_fails_on_chosen_targets() -> None:
-    levels = parse_report(json.loads(GOLDEN.read_text()))
-    assert evaluate(levels, TARGETS).status == PASS
-    tight = evaluate(levels, replace(TARGETS, ttft_p95_ms=50, itl_p95_ms=5))
+    level = _run(LEVEL)
+    assert evaluate(level, TARGETS, RAG).status == PASS
+    tight = evaluate(level, replace(TARGETS, ttft_p95_ms=50, itl_p95_ms=1), RAG)
     assert tight.status == FAIL
     assert {c.name for c in tight.checks if not c.passed} == {"ttft_p95_ms", "itl_p95_ms"}
-    off = evaluate(levels, replace(TARGETS, predicted_requests_per_s=100))
-    assert [c.name for c in off.checks if not c.passed] == ["capacity_vs_prediction"]
-    assert evaluate(levels, replace(TARGETS, min_throughput_rps=50)).status == FAIL
+    assert evaluate(level, replace(TARGETS, min_throughput_rps=50), RAG).status == FAIL
 
 
-def test_gate_uses_the_planned_concurrency_level() -> None:
-    levels = parse_report(json.loads(GOLDEN.read_text()))
-    assert evaluate(levels, replace(TARGETS, concurrency=1)).level.concurrency == 1
-    assert evaluate(levels, replace(TARGETS, concurrency=3)).level.concurrency == 4
+@pytest.mark.parametrize(
+    ("planned_prompt", "planned_output", "what"),
+    [(6400, 32, "prompt"), (448, 384, "output"), (420, 32, "prompt")],
+)
+def test_traffic_off_the_plan_is_not_judged(planned_prompt, planned_output, what) -> None:
+    targets = replace(TARGETS, prompt_tokens=planned_prompt, output_tokens=planned_output)
+    verdict = evaluate(_run(LEVEL, targets), targets, scenarios(targets)[0])
+    assert verdict.status == COULD_NOT_MEASURE and verdict.exit_code == 2
+    assert verdict.checks == ()
+    assert "traffic did not match the plan: measured" in verdict.reason
+    assert f"{what} tokens, planned" in verdict.reason
+
+
+def test_within_five_percent_the_shape_is_the_plans() -> None:
+    # 459 measured vs 440 planned is 4.3 % off: judged.
+    targets = replace(TARGETS, prompt_tokens=440)
+    assert evaluate(_run(LEVEL, targets), targets, scenarios(targets)[0]).status == PASS
+
+
+def test_too_few_requests_for_a_steady_state_are_not_judged() -> None:
+    targets = replace(TARGETS, min_measured_requests=150)
+    verdict = evaluate(_run(LEVEL, targets), targets, RAG)
+    assert verdict.status == COULD_NOT_MEASURE
+    assert "measured 103 requests after warm-up, fewer than the 150" in verdict.reason
 
 
 def test_no_successful_requests_cannot_be_measured() -> None:
-    level = replace(parse_report(json.loads(GOLDEN.read_text()))[0], successful=0, errored=9)
-    verdict = evaluate([level], TARGETS)
+    run = _run(LEVEL)
+    empty = replace(run, levels=(replace(run.levels[0], successful=0, errored=9),))
+    verdict = evaluate(empty, TARGETS, RAG)
     assert verdict.status == COULD_NOT_MEASURE
     assert verdict.exit_code == 2
-    assert evaluate([], TARGETS).exit_code == 2
+    assert evaluate(None, TARGETS, RAG).exit_code == 2
+
+
+def test_level_bounds_follow_the_plan() -> None:
+    bound = level_bound(TARGETS, 4)
+    assert bound.bounded_by == "requests"
+    assert bound.required_requests == 20  # max(4 × 4, the plan's 20)
+    assert bound.total_requests == 2 * 20 + 4 * 4
+    # 3 × its predicted duration (56 requests at 4 / 0.4 s) plus start-up.
+    assert bound.time_limit_s == pytest.approx(3 * 56 / 10 + 120)
+    big = level_bound(replace(TARGETS, min_measured_requests=100), 64)
+    assert big.required_requests == 256
+    # Above the planned concurrency the rate is the planned one: the limit grows with the count.
+    assert big.time_limit_s == pytest.approx(3 * (2 * 256 + 256) / 10 + 120)
+    timed = level_bound(TARGETS, 4, seconds=30)
+    assert (timed.bounded_by, timed.total_requests, timed.time_limit_s) == ("seconds", None, 30)
+    assert "time-bounded by --seconds" in timed.describe()
+
+
+def test_scenario_file_carries_counts_transients_and_objectives(tmp_path: Path) -> None:
+    bounds = [level_bound(TARGETS, c) for c in (2, 4)]
+    spec = scenario_spec("http://x", RAG, levels_profile((2, 4)), bounds, tmp_path / "o.json",
+                         TARGETS, tokenizer="/models/tiny")["spec"]  # fmt: skip
+    assert spec["constraints"] == [
+        {"kind": "max_requests", "count": [b.total_requests for b in bounds]},
+        {"kind": "max_duration", "seconds": [b.time_limit_s for b in bounds]},
+    ]
+    assert spec["profile"]["warmup"] == {"percent": 1 / 8, "mode": "requests"}
+    assert spec["metrics"]["slo"] == {"ttft_ms": 5000, "tpot_ms": 500}
+    assert spec["data"] == [{"kind": "synthetic_text", "prompt_tokens": 448, "output_tokens": 32}]
+    assert spec["tokenizer"]["model"] == "/models/tiny"
+    search = search_profile(TARGETS)
+    assert (search["kind"], search["initial_streams"], search["max_streams"]) == ("goodput", 16, 64)
+
+
+def test_capacity_search_is_scored_as_guidellm_scores_it() -> None:
+    search = capacity_search(_run(SEARCH), TARGETS)
+    assert [p.streams for p in search.probes] == [16, 32, 64]
+    assert all(p.passed for p in search.probes)
+    # 34 requests cannot tell 100 % from 95 % at 95 % confidence; 135 and 321 can.
+    assert [p.resolved for p in search.probes] == [False, True, True]
+    assert search.best.concurrency == 64 and search.stop_reason == "max_streams_reached"
+    assert search.capacity_requests_per_s == pytest.approx(39.88, abs=0.01)
+    assert "16 (100%, unresolved) → 32 (100%) → 64 (100%)" in search.describe()
+
+
+def test_capacity_at_the_slo_is_checked_against_the_prediction() -> None:
+    level, search = _run(LEVEL), _run(SEARCH)
+    assert evaluate(level, TARGETS, RAG, search).status == PASS
+    off = evaluate(level, replace(TARGETS, capacity_requests_per_s=20.0), RAG, search)
+    assert off.status == FAIL
+    assert [c.name for c in off.checks if not c.passed] == ["capacity_at_slo_rps"]
+
+
+def test_a_capacity_probe_without_its_steady_state_is_not_judged() -> None:
+    targets = replace(TARGETS, min_measured_requests=400)
+    verdict = evaluate(_run(LEVEL), TARGETS, RAG, _run(SEARCH, targets))
+    assert verdict.status == PASS  # the level's own bound is the plan's (20)
+    verdict = evaluate(_run(LEVEL), targets, RAG, _run(SEARCH, targets))
+    assert verdict.status == COULD_NOT_MEASURE
+    assert "capacity search: concurrency 64 measured 321 requests" in verdict.reason
 
 
 def test_not_a_guidellm_report_is_refused() -> None:
@@ -73,21 +180,20 @@ def test_not_a_guidellm_report_is_refused() -> None:
 
 
 def test_before_after_ratios() -> None:
-    baseline_level, optimized_level = parse_report(json.loads(GOLDEN.read_text()))
-    comparison = compare(
-        evaluate([optimized_level], TARGETS),
-        evaluate([baseline_level], replace(TARGETS, concurrency=1)),
-    )
-    assert comparison.throughput_ratio == pytest.approx(18.0 / 5.0)
-    assert comparison.cost_per_request_ratio == pytest.approx(5.0 / 18.0)
+    level = _run(LEVEL)
+    slow = replace(level, levels=(replace(level.levels[0], requests_per_s=2.0),))
+    comparison = compare(evaluate(level, TARGETS, RAG), evaluate(slow, TARGETS, RAG))
+    ratio = level.levels[0].requests_per_s / 2.0
+    assert comparison.throughput_ratio == pytest.approx(ratio)
+    assert comparison.cost_per_request_ratio == pytest.approx(1 / ratio)
 
 
 def test_scenarios_follow_the_workload_profile() -> None:
-    shared = scenarios(replace(TARGETS, prompt_tokens=4200, shared_prefix_tokens=4000), (2, 4))
+    shared = scenarios(replace(TARGETS, prompt_tokens=4200, shared_prefix_tokens=4000))
     assert [s.name for s in shared] == ["rag", "shared-document"]
     assert (shared[1].prefix_tokens, shared[1].prompt_tokens) == (4000, 200)
-    assert load_levels(16) == (4, 8, 16)
-    assert load_levels(1) == (1,)
+    assert shared[1].planned_prompt_tokens == 4200
+    assert load_levels(16) == (16,)
 
 
 def _free_port() -> int:
@@ -96,123 +202,36 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def mock_server(tiny_model: Path):
-    port = _free_port()
-    guidellm = Path(sys.executable).parent / "guidellm"
-    process = subprocess.Popen(
-        [
-            str(guidellm),
-            "mock-server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--model",
-            str(tiny_model),
-            "--ttft-ms",
-            "40",
-            "--itl-ms",
-            "8",
-            "--output-tokens",
-            "16",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/v1/models", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def plan_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("plan") / "plan.json"
+def test_from_report_judges_a_real_report_and_writes_the_report(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
     gate = {name: getattr(TARGETS, name) for name in TARGETS.__dataclass_fields__}
-    path.write_text(json.dumps({"stack": "test", "gate": gate, "model": {"random_weights": True}}))
-    return path
-
-
-@pytest.fixture(scope="module")
-def real_run(mock_server: str, plan_file: Path, tmp_path_factory) -> tuple[int, Path]:
-    out = tmp_path_factory.mktemp("gate")
-    code = main(
-        [
-            "--plan",
-            str(plan_file),
-            "--target",
-            mock_server,
-            "--seconds",
-            "3",
-            "--concurrency",
-            "4",
-            "--out",
-            str(out),
-        ]
+    plan.write_text(json.dumps({"stack": "t", "gate": gate, "model": {"random_weights": True}}))
+    args = ["--plan", str(plan), "--target", "unused", "--from-report", str(LEVEL)]
+    assert main([*args, "--out", str(tmp_path / "a"), "--from-search", str(SEARCH)]) == 0
+    report = json.loads((tmp_path / "a" / "gate.json").read_text())
+    assert report["capacity_at_slo"]["measured_cost"]["capacity_requests_per_s"] == (
+        pytest.approx(39.88, abs=0.01)
     )
-    return code, out
-
-
-def test_real_guidellm_run_passes_and_reports(real_run) -> None:
-    code, out = real_run
-    report = json.loads((out / "gate.json").read_text())
-    assert code == 0, report["reason"]
-    assert report["verdict"] == PASS
-    level = report["gate_level"]
-    assert level["successful"] > 0
-    assert level["ttft_ms"]["p95"] >= 40  # the server's configured TTFT
-    assert level["itl_ms"]["p50"] >= 8
-    assert (out / "gate.png").read_bytes()[:4] == b"\x89PNG"
-    markdown = (out / "gate.md").read_text()
-    assert "# Deployment gate: **PASS**" in markdown
-    assert "random weights" in markdown
-    assert list(out.glob("guidellm-optimized-rag.json"))
-
-
-def test_real_measurement_fails_tight_targets(real_run, tmp_path: Path) -> None:
-    _, out = real_run
-    strict = tmp_path / "strict-plan.json"
-    gate = {name: getattr(TARGETS, name) for name in TARGETS.__dataclass_fields__}
-    strict.write_text(json.dumps({"gate": gate | {"ttft_p95_ms": 10}}))
-    code = main(
-        [
-            "--plan",
-            str(strict),
-            "--target",
-            "unused",
-            "--out",
-            str(tmp_path / "r"),
-            "--from-report",
-            str(out / "guidellm-optimized-rag.json"),
-        ]
-    )
-    assert code == 1
-    report = json.loads((tmp_path / "r" / "gate.json").read_text())
+    markdown = (tmp_path / "a" / "gate.md").read_text()
+    assert "# Deployment gate: **PASS**" in markdown and "How the search decided" in markdown
+    assert (tmp_path / "a" / "gate.png").read_bytes()[:4] == b"\x89PNG"
+    gate["ttft_p95_ms"] = 10
+    plan.write_text(json.dumps({"gate": gate}))
+    assert main([*args, "--out", str(tmp_path / "b")]) == 1
+    report = json.loads((tmp_path / "b" / "gate.json").read_text())
     assert [c["name"] for c in report["checks"] if not c["passed"]] == ["ttft_p95_ms"]
 
 
-def test_endpoint_down_exits_2(plan_file: Path, tmp_path: Path) -> None:
+def test_endpoint_down_exits_2(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    gate = {name: getattr(TARGETS, name) for name in TARGETS.__dataclass_fields__}
+    plan.write_text(json.dumps({"stack": "t", "gate": gate}))
     code = main(
-        [
-            "--plan",
-            str(plan_file),
-            "--target",
-            f"http://127.0.0.1:{_free_port()}",
-            "--out",
-            str(tmp_path),
-        ]
-    )
+        ["--plan", str(plan), "--target", f"http://127.0.0.1:{_free_port()}", "--out",
+         str(tmp_path / "r")]
+    )  # fmt: skip
     assert code == 2
-    report = json.loads((tmp_path / "gate.json").read_text())
+    report = json.loads((tmp_path / "r" / "gate.json").read_text())
     assert report["verdict"] == COULD_NOT_MEASURE
     assert "did not answer" in report["reason"]
 

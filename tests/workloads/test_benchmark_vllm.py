@@ -90,52 +90,67 @@ def _plan(tmp: Path, **changes: float) -> Path:
         "predicted_requests_per_s": 1.0,
         "predicted_output_tokens_per_s": 16.0,
         "capacity_tolerance": 100.0,
+        "predicted_e2e_ms": 500.0,
+        "capacity_concurrency": 2,
+        "capacity_requests_per_s": 1.0,
+        "capacity_limited_by": "ttft",
+        "shape_tolerance": 0.05,
+        "min_measured_requests": 12,
+        "cost_per_hour_usd": 0.1,
     } | changes
     path = tmp / "plan.json"
     path.write_text(json.dumps({"stack": "test", "gate": gate, "model": {"random_weights": True}}))
     return path
 
 
-def test_guidellm_measures_real_vllm_and_the_gate_decides(
+def test_gate_measures_real_vllm_by_count_and_searches_its_capacity(
     vllm_server: str, tiny_model: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    code = main(
-        [
-            "--plan",
-            str(_plan(tmp_path)),
-            "--target",
-            vllm_server,
-            "--tokenizer",
-            str(tiny_model),
-            "--seconds",
-            "6",
-            "--concurrency",
-            "2",
-            "--out",
-            str(out),
-        ]
-    )
+    # The goodput search probes from the predicted capacity (2) up to 4 × it, by count.
+    plan = _plan(tmp_path, ttft_p95_ms=400)
+    code = main(["--plan", str(plan), "--target", vllm_server, "--tokenizer", str(tiny_model),
+                 "--out", str(out)])  # fmt: skip
     report = json.loads((out / "gate.json").read_text())
+    assert report["verdict"] != "could-not-measure", report["reason"]
     level = report["gate_level"]
-    assert code == 0, report["reason"]
     assert report["model"] == "tiny"
-    assert level["successful"] > 0 and level["errored"] == 0
-    assert level["requests_per_s"] > 0 and level["output_tokens_per_s"] > 0
+    # The plan's shape reached vLLM: 64 planned + the chat template, 16 out.
+    assert 64 <= level["prompt_tokens_mean"] <= 64 * 1.05
+    assert level["output_tokens_mean"] == 16
+    # Count-bounded: at least max(4 × 2, 12) requests measured after warm-up, none errored.
+    assert report["gate_level_bound"]["bounded_by"] == "requests"
+    assert level["measured_requests"] >= 12 and level["errored"] == 0
     assert 0 < level["ttft_ms"]["p50"] <= level["ttft_ms"]["p95"] <= level["ttft_ms"]["p99"]
-    assert level["itl_ms"]["p95"] > 0
+    probes = report["capacity_at_slo"]["measured"]["probes"]
+    assert [p["streams"] for p in probes][:2] == [2, 4]
+    assert all(p["determined_requests"] > 0 for p in probes)
+    assert "GuideLLM goodput search" in report["capacity_at_slo"]["decision"]
+    assert code in (0, 1)
     # The same measurement against a TTFT target below what was measured fails the gate.
     strict = _plan(tmp_path, ttft_p95_ms=level["ttft_ms"]["p95"] / 2)
-    failed = main(
-        [
-            "--plan",
-            str(strict),
-            "--target",
-            vllm_server,
-            "--out",
-            str(tmp_path / "f"),
-            "--from-report",
-            str(out / "guidellm-optimized-rag.json"),
-        ]
-    )
+    failed = main(["--plan", str(strict), "--target", vllm_server, "--out", str(tmp_path / "f"),
+                   "--from-report", str(out / "guidellm-optimized-rag.json")])  # fmt: skip
     assert failed == 1
+
+
+def test_empty_prompts_from_a_word_tokenizer_are_refused(
+    vllm_server: str, word_tokenizer: Path, tmp_path: Path
+) -> None:
+    """GuideLLM builds its prompts with the tokenizer it is given: a word-level one turns its
+    English text into <unk>, which decodes to "" — only the chat template reaches vLLM."""
+    out = tmp_path / "run"
+    plan = _plan(tmp_path)
+    args = ["--plan", str(plan), "--target", vllm_server]
+    code = main([*args, "--tokenizer", str(word_tokenizer), "--out", str(out),
+                 "--skip-capacity-search"])  # fmt: skip
+    report = json.loads((out / "gate.json").read_text())
+    assert code == 2 and report["verdict"] == "could-not-measure"
+    assert report["checks"] == []
+    assert report["gate_level"]["prompt_tokens_mean"] < 20
+    assert "traffic did not match the plan: measured" in report["reason"]
+    assert "prompt tokens, planned 64" in report["reason"]
+    # The same report judged later is refused the same way.
+    again = main([*args, "--out", str(tmp_path / "again"),
+                  "--from-report", str(out / "guidellm-optimized-rag.json")])  # fmt: skip
+    assert again == 2

@@ -52,7 +52,7 @@ def local(*args: str, ports: list[int], run_dir: Path) -> subprocess.CompletedPr
     command = [LEANRAG, "local", *args, "--run-dir", str(run_dir)]
     if args[0] == "up":
         command += ["--vllm-port", str(vllm), "--embeddings-port", str(embeddings),
-                    "--llama-stack-port", str(llama_stack), "--benchmark-seconds", "8"]  # fmt: skip
+                    "--llama-stack-port", str(llama_stack)]  # fmt: skip
     env = {**os.environ, "LEANRAG_WORKLOADS_PYTHON": sys.executable}
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=1500)
 
@@ -93,13 +93,23 @@ def test_local_up_runs_every_step_and_down_cleans_up(run_dir: Path) -> None:
         assert f"[{citation['number']}] ({citation['source']}) {citation['text']}" in context
     assert rag["answer"]  # random weights: text, not sense
 
-    # 6. GuideLLM's report and the gate's verdict
+    # 6. the speed probe, GuideLLM's report and the gate's verdict on the plan's own traffic
+    calibration = summary["calibration"]
+    assert calibration["probe"]["loaded_concurrency"] == 16
+    assert calibration["step_overhead_ms"] > 0
     gate = json.loads(Path(summary["gate"]["json"]).read_text())
-    assert gate["verdict"] == summary["gate"]["status"] in ("pass", "fail")
-    assert {level["concurrency"] for level in gate["runs"]["optimized"]["rag"]} == {1, 2, 4}
-    assert all(level["successful"] > 0 for level in gate["runs"]["optimized"]["rag"])
+    assert gate["verdict"] == summary["gate"]["status"] in ("pass", "fail"), gate["reason"]
+    (level,) = gate["runs"]["optimized"]["rag"]["levels"]
+    assert level["concurrency"] == 4 and level["measured_requests"] >= 100
+    assert abs(level["prompt_tokens_mean"] / 448 - 1) <= 0.05
+    assert level["output_tokens_mean"] == 32
+    assert (
+        gate["targets"]["capacity_requests_per_s"]
+        == (summary["predicted_capacity_at_slo"]["requests_per_s"])
+    )
+    assert gate["capacity_at_slo"]["measured"]["probes"]
     assert set(summary["steps_seconds"]) >= {"model", "quantize", "serve", "ingest", "rag",
-                                              "benchmark"}  # fmt: skip
+                                              "speed-probe", "benchmark"}  # fmt: skip
 
     # The servers keep running for the user until `local down`.
     pids = json.loads((run_dir / "pids.json").read_text())

@@ -1,12 +1,13 @@
 """CLI: `leanrag-benchmark --plan plan.json --target URL --out DIR` (python -m workloads.benchmark).
 
-Exit codes: 0 the gate passes, 1 it fails, 2 nothing could be measured (endpoint down, no
-successful requests, GuideLLM failed).
+Exit codes: 0 the gate passes, 1 it fails, 2 nothing could be judged (endpoint down, GuideLLM
+failed, traffic that did not match the plan, or too few requests for a steady state).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -14,16 +15,32 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from workloads.benchmark.gate import COULD_NOT_MEASURE, Verdict, evaluate, targets_from_plan
-from workloads.benchmark.metrics import LevelMetrics, parse_report
+from infra.plan import GatePlan
+from workloads.benchmark.gate import (
+    COULD_NOT_MEASURE,
+    Verdict,
+    evaluate,
+    shape_problems,
+    steady_state_problem,
+    targets_from_plan,
+)
+from workloads.benchmark.metrics import parse_report
 from workloads.benchmark.publish import PublishError, in_cluster, publish_configmap
 from workloads.benchmark.report import compare, write_report
 from workloads.benchmark.runner import (
+    SEARCH_PROBES,
     EndpointDown,
+    Run,
+    Scenario,
     check_endpoint,
+    level_bound,
+    levels_profile,
     load_levels,
-    run_scenario,
+    run_guidellm,
+    scenario_spec,
     scenarios,
+    search_bounds,
+    search_profile,
 )
 
 
@@ -32,16 +49,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plan", type=Path, required=True, help="plan.json from `leanrag plan`")
     parser.add_argument("--target", required=True, help="optimized endpoint, e.g. http://host:8000")
     parser.add_argument("--baseline-target", help="stock vLLM endpoint for before/after")
-    parser.add_argument("--seconds", type=int, default=60, help="duration of each load level")
     parser.add_argument(
-        "--concurrency",
+        "--seconds",
         type=int,
-        nargs="*",
-        help="load levels (default: 1/4, 1/2 and all of the planned concurrency)",
+        help="run each level this long instead of until its steady-state request count",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, nargs="*", help="load levels (default: the planned one)"
+    )
+    parser.add_argument(
+        "--min-requests",
+        type=int,
+        help="requests each level must measure after warm-up (default: the plan's)",
+    )
+    parser.add_argument(
+        "--skip-capacity-search",
+        action="store_true",
+        help="do not search the capacity at the SLO (the report says it was not measured)",
     )
     parser.add_argument("--out", type=Path, required=True, help="report folder")
     parser.add_argument(
-        "--from-report", type=Path, help="evaluate an existing GuideLLM JSON instead of running"
+        "--from-report", type=Path, help="judge an existing GuideLLM JSON of load levels"
+    )
+    parser.add_argument(
+        "--from-search", type=Path, help="with --from-report: the goodput search's GuideLLM JSON"
+    )
+    parser.add_argument(
+        "--speed-probe",
+        type=Path,
+        metavar="JSON",
+        help="only measure the levels (--concurrency) and write their medians here, no verdict",
     )
     parser.add_argument("--tokenizer", help="local tokenizer folder (default: the model name)")
     parser.add_argument(
@@ -58,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
 
     plan = json.loads(args.plan.read_text())
     targets = targets_from_plan(plan)
+    if args.min_requests:
+        targets = dataclasses.replace(targets, min_measured_requests=args.min_requests)
     levels = tuple(args.concurrency) if args.concurrency else load_levels(targets.concurrency)
+    search = not args.skip_capacity_search
     context = {
         "target": args.target,
         "model": "",
@@ -67,11 +107,18 @@ def main(argv: list[str] | None = None) -> int:
         "command": "leanrag-benchmark " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "random_weights": plan.get("model", {}).get("random_weights", False),
         "stack": plan.get("stack"),
+        "capacity_search": "from report" if args.from_report else search,
     }
-    runs: dict[str, dict[str, list[LevelMetrics]]] = {}
+    shapes = scenarios(targets)
+    if args.speed_probe:
+        return _speed_probe(args, targets, levels, shapes[0])
+    runs: dict[str, dict[str, Run]] = {}
+    searches: dict[str, Run] = {}
     try:
         if args.from_report:
-            runs["optimized"] = {"rag": parse_report(json.loads(args.from_report.read_text()))}
+            runs["optimized"] = {"rag": _from_file(args.from_report, targets)}
+            if args.from_search:
+                searches["optimized"] = _from_file(args.from_search, targets)
         else:
             endpoints = {"optimized": args.target}
             if args.baseline_target:
@@ -80,36 +127,99 @@ def main(argv: list[str] | None = None) -> int:
                 model = check_endpoint(target, insecure=args.insecure)
                 if label == "optimized":
                     context["model"] = model
-                runs[label] = {
-                    scenario.name: run_scenario(
-                        target,
-                        scenario,
-                        args.seconds,
-                        args.out,
-                        label,
-                        args.insecure,
-                        args.tokenizer,
-                    )[1]
-                    for scenario in scenarios(targets, levels)
-                }
+                runs[label] = {}
+                for shape in shapes:
+                    bounds = [level_bound(targets, c, args.seconds) for c in levels]
+                    name = f"guidellm-{label}-{shape.name}"
+                    spec = scenario_spec(
+                        target, shape, levels_profile(levels), bounds,
+                        args.out / f"{name}.json", targets, args.insecure, args.tokenizer,
+                    )  # fmt: skip
+                    runs[label][shape.name] = run_guidellm(name, spec, bounds, args.out)
+                # Traffic that is not the plan's is refused anyway: do not search with it.
+                if search and not shape_problems(runs[label]["rag"], shapes[0], targets):
+                    bounds = search_bounds(targets, SEARCH_PROBES)
+                    name = f"guidellm-{label}-capacity"
+                    spec = scenario_spec(
+                        target, shapes[0], search_profile(targets), bounds,
+                        args.out / f"{name}.json", targets, args.insecure, args.tokenizer,
+                    )  # fmt: skip
+                    searches[label] = run_guidellm(name, spec, bounds, args.out)
     except EndpointDown as error:
         verdict = Verdict(COULD_NOT_MEASURE, str(error), (), None)
-        document = write_report(args.out, verdict, targets, runs, None, context)
+        document = write_report(args.out, verdict, targets, runs, searches, None, context)
         print(f"gate: could not measure — {error}", file=sys.stderr)
         return _publish(args.publish_configmap, document, verdict.exit_code)
 
-    verdict = evaluate(runs["optimized"]["rag"], targets)
+    verdict = evaluate(
+        runs["optimized"]["rag"], targets, shapes[0], searches.get("optimized"), "optimized"
+    )
     comparison = None
     if "baseline" in runs:
-        comparison = compare(verdict, evaluate(runs["baseline"]["rag"], targets))
-    document = write_report(args.out, verdict, targets, runs, comparison, context)
+        baseline = evaluate(
+            runs["baseline"]["rag"], targets, shapes[0], searches.get("baseline"), "baseline"
+        )
+        comparison = compare(verdict, baseline)
+    document = write_report(args.out, verdict, targets, runs, searches, comparison, context)
     print(f"gate: {verdict.status} — {verdict.reason}; report in {args.out}/gate.md")
     for check in verdict.checks:
         print(
             f"  {'pass' if check.passed else 'FAIL'}  {check.name}: {check.measured:.3f} "
             f"(target {check.target})"
         )
+    if verdict.capacity:
+        print(f"  {verdict.capacity.describe()}")
     return _publish(args.publish_configmap, document, verdict.exit_code)
+
+
+def _speed_probe(
+    args: argparse.Namespace, targets: GatePlan, levels: tuple[int, ...], shape: Scenario
+) -> int:
+    """Count-bounded levels of the plan's traffic; medians per level for calibration."""
+    try:
+        check_endpoint(args.target, insecure=args.insecure)
+        bounds = [level_bound(targets, c) for c in levels]
+        spec = scenario_spec(
+            args.target, shape, levels_profile(levels), bounds,
+            args.out / "guidellm-speed-probe.json", targets, args.insecure, args.tokenizer,
+        )  # fmt: skip
+        run = run_guidellm("guidellm-speed-probe", spec, bounds, args.out)
+    except EndpointDown as error:
+        print(f"speed probe: could not measure — {error}", file=sys.stderr)
+        return 2
+    problems = shape_problems(run, shape, targets)
+    problems += [
+        p for level, b in zip(run.levels, run.bounds, strict=True)
+        if (p := steady_state_problem(level, b))
+    ]  # fmt: skip
+    document = {
+        "levels": [
+            {
+                "concurrency": level.concurrency,
+                "measured_requests": level.measured_requests,
+                "prompt_tokens_mean": level.prompt_tokens_mean,
+                "output_tokens_mean": level.output_tokens_mean,
+                "ttft_p50_ms": level.ttft_ms.p50,
+                "itl_p50_ms": level.itl_ms.p50,
+                "requests_per_s": level.requests_per_s,
+            }
+            for level in run.levels
+        ],
+        "problems": problems,
+        "report": str(run.report),
+    }
+    args.speed_probe.write_text(json.dumps(document, indent=2) + "\n")
+    if problems:
+        print("speed probe: could not measure — " + "; ".join(problems), file=sys.stderr)
+        return 2
+    return 0
+
+
+def _from_file(path: Path, targets: GatePlan) -> Run:
+    """A GuideLLM report judged after the fact: each level must still show its steady state."""
+    levels = tuple(parse_report(json.loads(path.read_text())))
+    bounds = tuple(level_bound(targets, level.concurrency or 1) for level in levels)
+    return Run(path.stem, path, bounds, levels)
 
 
 def _publish(configmap: str | None, document: dict, exit_code: int) -> int:

@@ -1,4 +1,9 @@
-"""The deployment gate: measured metrics against the stack's targets and the sizing prediction."""
+"""The deployment gate: measured metrics against the stack's targets and the sizing prediction.
+
+It judges only traffic that is the plan's: every benchmark's measured prompt and output token
+means must be within `shape_tolerance` of the plan's, and every judged level must have measured
+its steady-state request count. Otherwise the verdict is *could not measure* (exit 2).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,19 @@ from typing import Any
 
 from infra.plan import GatePlan
 from workloads.benchmark.metrics import LevelMetrics
+from workloads.benchmark.runner import (
+    SEARCH_TOLERANCE,
+    TARGET_ATTAINMENT,
+    LevelBound,
+    Run,
+    Scenario,
+    level_bound,
+    search_range,
+)
 
 PASS, FAIL, COULD_NOT_MEASURE = "pass", "fail", "could-not-measure"
 EXIT_CODES = {PASS: 0, FAIL: 1, COULD_NOT_MEASURE: 2}
+CONFIDENCE = 0.95
 
 
 def targets_from_plan(plan: dict[str, Any]) -> GatePlan:
@@ -32,63 +47,216 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """One goodput-search probe as GuideLLM scored it (attainment with a Wilson interval)."""
+
+    streams: int
+    attainment: float
+    attainment_lower: float
+    attainment_upper: float
+    determined_requests: int
+    requests_per_s: float
+    goodput_requests_per_s: float | None
+    passed: bool
+    resolved: bool
+
+
+@dataclass(frozen=True)
+class CapacitySearch:
+    """GuideLLM's goodput search over concurrency: where the latency objectives stop holding."""
+
+    probes: tuple[Probe, ...]
+    best: LevelMetrics | None  # the highest concurrency whose attainment met the target
+    lowest_failing_streams: int | None
+    stop_reason: str
+
+    @property
+    def capacity_requests_per_s(self) -> float:
+        return self.best.requests_per_s if self.best else 0.0
+
+    def describe(self) -> str:
+        path = " → ".join(
+            f"{p.streams} ({p.attainment:.0%}{'' if p.resolved else ', unresolved'})"
+            for p in self.probes
+        )
+        best = (
+            f"{self.best.concurrency} streams at {self.best.requests_per_s:.2f} req/s"
+            if self.best
+            else "none"
+        )
+        return (
+            f"GuideLLM goodput search, probes (streams, share of requests within both latency "
+            f"targets): {path}; highest passing ≥ {TARGET_ATTAINMENT:.0%}: {best}; "
+            f"lowest failing: {self.lowest_failing_streams or '—'}; stopped: {self.stop_reason}"
+        )
+
+
+def _wilson(successes: int, trials: int) -> tuple[float, float]:
+    from guidellm.utils.statistics import wilson_interval
+
+    return wilson_interval(successes=successes, trials=trials, confidence=CONFIDENCE)
+
+
+def capacity_search(run: Run, targets: GatePlan) -> CapacitySearch:
+    """Score each probe as GuideLLM's goodput profile does and say why the search stopped
+    (GuideLLM keeps its final decision out of the report)."""
+    probes: list[Probe] = []
+    best: LevelMetrics | None = None
+    failing: int | None = None
+    for level in run.levels:
+        if level.slo_attainment is None or level.concurrency is None:
+            continue
+        lower, upper = _wilson(
+            round(level.slo_attainment * level.slo_determined_requests),
+            level.slo_determined_requests,
+        )
+        passed = level.slo_attainment >= TARGET_ATTAINMENT
+        probes.append(
+            Probe(
+                level.concurrency, level.slo_attainment, lower, upper,
+                level.slo_determined_requests, level.requests_per_s,
+                level.goodput_requests_per_s, passed,
+                lower >= TARGET_ATTAINMENT or upper < TARGET_ATTAINMENT,
+            )
+        )  # fmt: skip
+        if passed and (best is None or level.concurrency > (best.concurrency or 0)):
+            best = level
+        if not passed and (failing is None or level.concurrency < failing):
+            failing = level.concurrency
+    _, ceiling = search_range(targets)
+    best_streams = best.concurrency if best else None
+    if not probes:
+        reason = "no probe measured"
+    elif failing is None:
+        reason = "max_streams_reached" if best_streams == ceiling else "max_probes_exhausted"
+    elif best_streams is None:
+        reason = "objectives_unmet_at_minimum" if failing <= 1 else "max_probes_exhausted"
+    elif failing - best_streams <= max(1, SEARCH_TOLERANCE * best_streams):
+        reason = "converged"
+    else:
+        reason = "max_probes_exhausted"
+    return CapacitySearch(tuple(probes), best, failing, reason)
+
+
+@dataclass(frozen=True)
 class Verdict:
     status: str
     reason: str
     checks: tuple[Check, ...]
     level: LevelMetrics | None
+    capacity: CapacitySearch | None = None
+    bound: LevelBound | None = None
+    refusals: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
         return EXIT_CODES[self.status]
 
 
-def gate_level(levels: list[LevelMetrics], concurrency: int) -> LevelMetrics | None:
+def gate_level(levels: tuple[LevelMetrics, ...], concurrency: int) -> LevelMetrics | None:
     """The level measured at the planned concurrency (or the nearest one measured)."""
     if not levels:
         return None
     return min(levels, key=lambda level: abs((level.concurrency or 0) - concurrency))
 
 
-def evaluate(levels: list[LevelMetrics], targets: GatePlan) -> Verdict:
-    level = gate_level(levels, targets.concurrency)
-    if level is None or level.successful == 0:
-        return Verdict(COULD_NOT_MEASURE, "no successful requests were measured", (), level)
-    capacity_ratio = level.requests_per_s / targets.predicted_requests_per_s
-    tolerance = targets.capacity_tolerance
-    checks = (
-        Check(
-            "throughput_rps",
-            level.requests_per_s,
-            f">= {targets.min_throughput_rps:g}",
-            level.requests_per_s >= targets.min_throughput_rps,
-        ),
-        Check(
-            "ttft_p95_ms",
-            level.ttft_ms.p95,
-            f"<= {targets.ttft_p95_ms:g}",
-            level.ttft_ms.p95 <= targets.ttft_p95_ms,
-        ),
-        Check(
-            "itl_p95_ms",
-            level.itl_ms.p95,
-            f"<= {targets.itl_p95_ms:g}",
-            level.itl_ms.p95 <= targets.itl_p95_ms,
-        ),
-        Check(
-            "error_rate",
-            level.error_rate,
-            f"<= {targets.max_error_rate:g}",
-            level.error_rate <= targets.max_error_rate,
-        ),
-        Check(
-            "capacity_vs_prediction",
-            capacity_ratio,
-            f"within ±{tolerance:.0%} of {targets.predicted_requests_per_s:.2f} req/s",
-            abs(capacity_ratio - 1) <= tolerance,
-        ),
+def shape_problems(
+    run: Run, scenario: Scenario, targets: GatePlan, label: str = "optimized"
+) -> list[str]:
+    """Every benchmark whose measured token means are off the plan's by more than the
+    tolerance: the gate would otherwise judge other traffic than the plan describes."""
+    problems = []
+    for level in run.levels:
+        if not level.successful:
+            continue
+        for what, measured, planned in (
+            ("prompt", level.prompt_tokens_mean, scenario.planned_prompt_tokens),
+            ("output", level.output_tokens_mean, scenario.output_tokens),
+        ):
+            if abs(measured / planned - 1) > targets.shape_tolerance:
+                problems.append(
+                    f"traffic did not match the plan: measured {measured:.0f} {what} tokens, "
+                    f"planned {planned} ({label} {scenario.name}, concurrency "
+                    f"{level.concurrency}; more than ±{targets.shape_tolerance:.0%} off)"
+                )
+    return problems
+
+
+def steady_state_problem(level: LevelMetrics, bound: LevelBound) -> str | None:
+    if level.measured_requests >= bound.required_requests:
+        return None
+    return (
+        f"concurrency {level.concurrency} measured {level.measured_requests} requests after "
+        f"warm-up, fewer than the {bound.required_requests} a steady state needs "
+        f"({bound.describe()}): a window this short measures the ramp, not the server"
     )
+
+
+def evaluate(
+    levels_run: Run | None,
+    targets: GatePlan,
+    scenario: Scenario,
+    search_run: Run | None = None,
+    label: str = "optimized",
+) -> Verdict:
+    """The verdict on one endpoint: refusals first, then the checks."""
+    refusals: list[str] = []
+    for run in (levels_run, search_run):
+        if run is not None:
+            refusals += shape_problems(run, scenario, targets, label)
+    level = gate_level(levels_run.levels, targets.concurrency) if levels_run else None
+    bound = None
+    if level is None or level.successful == 0:
+        refusals.append("no successful requests were measured at the planned concurrency")
+    else:
+        bound = _bound_of(levels_run, level, targets)
+        problem = steady_state_problem(level, bound)
+        if problem:
+            refusals.append(problem)
+    capacity = capacity_search(search_run, targets) if search_run else None
+    if search_run is not None and capacity is not None:
+        if not capacity.probes:
+            refusals.append("the goodput search measured no probe")
+        elif capacity.best is not None:
+            problem = steady_state_problem(
+                capacity.best, level_bound(targets, capacity.best.concurrency or 1)
+            )
+            if problem:
+                refusals.append("capacity search: " + problem)
+    if refusals:
+        return Verdict(COULD_NOT_MEASURE, "; ".join(refusals), (), level, capacity, bound,
+                       tuple(refusals))  # fmt: skip
+    assert level is not None
+    checks = [
+        Check("throughput_rps", level.requests_per_s, f">= {targets.min_throughput_rps:g}",
+              level.requests_per_s >= targets.min_throughput_rps),
+        Check("ttft_p95_ms", level.ttft_ms.p95, f"<= {targets.ttft_p95_ms:g}",
+              level.ttft_ms.p95 <= targets.ttft_p95_ms),
+        Check("itl_p95_ms", level.itl_ms.p95, f"<= {targets.itl_p95_ms:g}",
+              level.itl_ms.p95 <= targets.itl_p95_ms),
+        Check("error_rate", level.error_rate, f"<= {targets.max_error_rate:g}",
+              level.error_rate <= targets.max_error_rate),
+    ]  # fmt: skip
+    if capacity is not None:
+        measured = capacity.capacity_requests_per_s
+        ratio = measured / targets.capacity_requests_per_s
+        checks.append(
+            Check(
+                "capacity_at_slo_rps",
+                measured,
+                f"within ±{targets.capacity_tolerance:.0%} of the predicted "
+                f"{targets.capacity_requests_per_s:.2f} req/s",
+                abs(ratio - 1) <= targets.capacity_tolerance,
+            )
+        )
     failed = [check.name for check in checks if not check.passed]
     if failed:
-        return Verdict(FAIL, "failed: " + ", ".join(failed), checks, level)
-    return Verdict(PASS, "every check passed", checks, level)
+        return Verdict(FAIL, "failed: " + ", ".join(failed), tuple(checks), level, capacity, bound)
+    return Verdict(PASS, "every check passed", tuple(checks), level, capacity, bound)
+
+
+def _bound_of(run: Run, level: LevelMetrics, targets: GatePlan) -> LevelBound:
+    for bound, measured in zip(run.bounds, run.levels, strict=False):
+        if measured is level:
+            return bound
+    return level_bound(targets, level.concurrency or 1)

@@ -15,7 +15,11 @@ class Percentiles:
 
 @dataclass(frozen=True)
 class LevelMetrics:
-    """One GuideLLM benchmark (a load level): throughput, latency and errors."""
+    """One GuideLLM benchmark (a load level or a goodput probe): what was sent and measured.
+
+    Only requests between warm-up and cool-down are counted; token means are what the server
+    reported for the successful ones (the traffic that actually reached the model).
+    """
 
     strategy: str
     concurrency: int | None
@@ -28,11 +32,25 @@ class LevelMetrics:
     errored: int
     incomplete: int
     duration_s: float
+    prompt_tokens_mean: float
+    output_tokens_mean: float
+    # Share of requests meeting every latency objective (goodput runs), its population and
+    # the rate of conforming requests; None when the run had no objectives.
+    slo_attainment: float | None
+    slo_determined_requests: int
+    goodput_requests_per_s: float | None
+    # GuideLLM's own post-benchmark warnings (e.g. generation_delay_ttft: the load generator
+    # itself was the bottleneck).
+    warnings: tuple[str, ...]
 
     @property
     def error_rate(self) -> float:
         finished = self.successful + self.errored
         return self.errored / finished if finished else 1.0
+
+    @property
+    def measured_requests(self) -> int:
+        return self.successful + self.errored
 
 
 class ParseError(Exception):
@@ -42,6 +60,12 @@ class ParseError(Exception):
 def _percentiles(metric: dict[str, Any], scale: float = 1.0) -> Percentiles:
     values = metric["successful"]["percentiles"]
     return Percentiles(values["p50"] * scale, values["p95"] * scale, values["p99"] * scale)
+
+
+def _successful_mean(metric: dict[str, Any] | None) -> float:
+    if not metric or not metric.get("successful"):
+        return 0.0
+    return float(metric["successful"]["mean"] or 0.0)
 
 
 def parse_report(report: dict[str, Any]) -> list[LevelMetrics]:
@@ -60,6 +84,7 @@ def parse_report(report: dict[str, Any]) -> list[LevelMetrics]:
                 ttft = _percentiles(metrics["time_to_first_token_ms"])
                 itl = _percentiles(metrics["inter_token_latency_ms"])
                 e2e = _percentiles(metrics["request_latency"], scale=1000.0)  # seconds → ms
+            goodput = metrics.get("request_goodput")
             levels.append(
                 LevelMetrics(
                     strategy=strategy["type_"],
@@ -73,8 +98,32 @@ def parse_report(report: dict[str, Any]) -> list[LevelMetrics]:
                     errored=totals["errored"],
                     incomplete=totals["incomplete"],
                     duration_s=benchmark["duration"],
+                    prompt_tokens_mean=_successful_mean(metrics["prompt_token_count"]),
+                    output_tokens_mean=_successful_mean(metrics["output_token_count"]),
+                    slo_attainment=metrics.get("slo_attainment"),
+                    slo_determined_requests=metrics.get("slo_determined_requests") or 0,
+                    goodput_requests_per_s=_successful_mean(goodput) if goodput else None,
+                    warnings=tuple(w["code"] for w in benchmark.get("warnings") or ()),
                 )
             )
     except (KeyError, TypeError) as error:
         raise ParseError(f"not a GuideLLM 0.8 report: missing {error}") from None
     return levels
+
+
+# Per-request samples and per-modality breakdowns: most of a report's bytes, none of the gate's.
+_TRIMMED_METRICS = ("text", "image", "video", "audio", "tool_call")
+
+
+def trim_report(report: dict[str, Any]) -> dict[str, Any]:
+    """A GuideLLM report small enough to commit: every summary the gate reads, no samples."""
+    trimmed = dict(report)
+    trimmed["benchmarks"] = []
+    for benchmark in report["benchmarks"]:
+        kept = dict(benchmark)
+        kept["requests"] = {status: [] for status in benchmark.get("requests") or {}}
+        kept["metrics"] = {
+            k: v for k, v in benchmark["metrics"].items() if k not in _TRIMMED_METRICS
+        }
+        trimmed["benchmarks"].append(kept)
+    return trimmed

@@ -11,16 +11,19 @@ from infra.builders.bundle import render_text
 from infra.plan import GatePlan
 from workloads.benchmark.gate import Verdict
 from workloads.benchmark.metrics import LevelMetrics
+from workloads.benchmark.runner import Run
 
 
 @dataclasses.dataclass(frozen=True)
 class Comparison:
-    """Optimized vs baseline at the gate's concurrency, on the same GPUs."""
+    """Optimized vs baseline on the same GPUs: at the planned load and at the SLO."""
 
     throughput_ratio: float
     cost_per_request_ratio: float
     baseline_meets_slo: bool
     optimized_meets_slo: bool
+    # Capacity at the SLO (goodput search), when both endpoints were searched.
+    capacity_ratio: float | None
 
 
 def compare(optimized: Verdict, baseline: Verdict) -> Comparison | None:
@@ -29,9 +32,31 @@ def compare(optimized: Verdict, baseline: Verdict) -> Comparison | None:
     throughput = optimized.level.requests_per_s / baseline.level.requests_per_s
 
     def slo_met(verdict: Verdict) -> bool:
-        return all(c.passed for c in verdict.checks if c.name in ("ttft_p95_ms", "itl_p95_ms"))
+        level = verdict.level
+        return bool(level and level.ttft_ms.p95 and level.itl_ms.p95) and all(
+            c.passed for c in verdict.checks if c.name in ("ttft_p95_ms", "itl_p95_ms")
+        )
 
-    return Comparison(throughput, 1 / throughput, slo_met(baseline), slo_met(optimized))
+    capacity = None
+    if optimized.capacity and baseline.capacity:
+        base = baseline.capacity.capacity_requests_per_s
+        capacity = optimized.capacity.capacity_requests_per_s / base if base else None
+    return Comparison(throughput, 1 / throughput, slo_met(baseline), slo_met(optimized), capacity)
+
+
+def measured_cost(verdict: Verdict, targets: GatePlan) -> dict[str, float] | None:
+    """Cost per request and per 1M output tokens at the measured capacity at the SLO."""
+    if not verdict.capacity or not verdict.capacity.best:
+        return None
+    best = verdict.capacity.best
+    per_second = targets.cost_per_hour_usd / 3600
+    return {
+        "capacity_requests_per_s": best.requests_per_s,
+        "cost_per_request_usd": per_second / best.requests_per_s,
+        "cost_per_million_output_tokens_usd": per_second
+        / (best.requests_per_s * best.output_tokens_mean)
+        * 1e6,
+    }
 
 
 def as_data(value: Any) -> Any:
@@ -44,6 +69,8 @@ def as_data(value: Any) -> Any:
         return [as_data(v) for v in value]
     if isinstance(value, dict):
         return {k: as_data(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
     return value
 
 
@@ -51,32 +78,46 @@ def write_report(
     out_dir: Path,
     verdict: Verdict,
     targets: GatePlan,
-    runs: dict[str, dict[str, list[LevelMetrics]]],
+    runs: dict[str, dict[str, Run]],
+    searches: dict[str, Run],
     comparison: Comparison | None,
     context: dict[str, Any],
 ) -> dict[str, Any]:
     """Write gate.json, gate.md and the plots; return the JSON document."""
+    cost = measured_cost(verdict, targets)
     document = {
         "verdict": verdict.status,
         "reason": verdict.reason,
+        "refusals": list(verdict.refusals),
         "exit_code": verdict.exit_code,
         "checks": as_data(verdict.checks),
         "gate_level": as_data(verdict.level),
+        "gate_level_bound": as_data(verdict.bound),
+        "capacity_at_slo": {
+            "measured": as_data(verdict.capacity),
+            "decision": verdict.capacity.describe() if verdict.capacity else None,
+            "predicted_requests_per_s": targets.capacity_requests_per_s,
+            "predicted_concurrency": targets.capacity_concurrency,
+            "measured_cost": cost,
+        },
         "targets": as_data(targets),
         "runs": as_data(runs),
+        "searches": as_data(searches),
         "comparison": as_data(comparison),
         **context,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "gate.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    plots = _plots(out_dir, runs)
+    plots = _plots(out_dir, runs, searches)
     (out_dir / "gate.md").write_text(
         render_text(
             "reports/gate.md.j2",
             verdict=verdict,
             targets=targets,
             runs=runs,
+            searches=searches,
             comparison=comparison,
+            cost=cost,
             context=context,
             plots=plots,
         )
@@ -84,28 +125,32 @@ def write_report(
     return document
 
 
-def _plots(out_dir: Path, runs: dict[str, dict[str, list[LevelMetrics]]]) -> list[str]:
+def _plots(out_dir: Path, runs: dict[str, dict[str, Run]], searches: dict[str, Run]) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, (latency, throughput) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for label, scenarios in runs.items():
-        for scenario, levels in scenarios.items():
-            x = [level.concurrency or 0 for level in levels]
-            name = f"{label} / {scenario}"
-            latency.plot(
-                x, [level.ttft_ms.p95 for level in levels], marker="o", label=f"{name}: TTFT p95"
-            )
-            latency.plot(
-                x,
-                [level.itl_ms.p95 for level in levels],
-                marker="s",
-                linestyle="--",
-                label=f"{name}: ITL p95",
-            )
-            throughput.plot(x, [level.requests_per_s for level in levels], marker="o", label=name)
+    series = [
+        (f"{label} / {scenario}", run.levels)
+        for label, scenarios in runs.items()
+        for scenario, run in scenarios.items()
+    ] + [(f"{label} / goodput search", run.levels) for label, run in searches.items()]
+    for name, measured in series:
+        levels = sorted(measured, key=lambda level: level.concurrency or 0)
+        x = [level.concurrency or 0 for level in levels]
+        latency.plot(
+            x, [level.ttft_ms.p95 for level in levels], marker="o", label=f"{name}: TTFT p95"
+        )
+        latency.plot(
+            x,
+            [level.itl_ms.p95 for level in levels],
+            marker="s",
+            linestyle="--",
+            label=f"{name}: ITL p95",
+        )
+        throughput.plot(x, [level.requests_per_s for level in levels], marker="o", label=name)
     latency.set(xlabel="concurrency", ylabel="ms", title="Latency vs load", yscale="log")
     throughput.set(xlabel="concurrency", ylabel="requests/s", title="Throughput vs concurrency")
     for axis in (latency, throughput):

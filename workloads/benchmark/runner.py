@@ -1,4 +1,12 @@
-"""Run GuideLLM with RAG-shaped traffic taken from the plan's gate section."""
+"""Run GuideLLM with the plan's traffic: count-bounded load levels and a goodput search.
+
+Each load level runs until enough requests complete (at least `min_measured_requests` and four
+times its concurrency), with a warm-up and a cool-down of at least one wave each excluded by
+GuideLLM itself, and is bounded in time by the plan's predicted end-to-end latency so a broken
+server cannot hang the Job. The capacity at the SLO comes from GuideLLM's goodput profile: it
+doubles concurrency from the plan's predicted capacity until the latency objectives fail, then
+bisects; every probe is count-bounded the same way.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +21,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from infra.plan import GatePlan
 from workloads.benchmark.metrics import LevelMetrics, parse_report
@@ -24,36 +33,97 @@ class EndpointDown(Exception):
 
 @dataclass(frozen=True)
 class Scenario:
-    """One GuideLLM run: a traffic shape at one or more concurrencies."""
+    """One traffic shape the plan describes."""
 
     name: str
     prompt_tokens: int
     output_tokens: int
     prefix_tokens: int
-    concurrencies: tuple[int, ...]
+
+    @property
+    def planned_prompt_tokens(self) -> int:
+        return self.prompt_tokens + self.prefix_tokens
 
 
-def scenarios(targets: GatePlan, concurrencies: tuple[int, ...]) -> list[Scenario]:
+def scenarios(targets: GatePlan) -> list[Scenario]:
     """The RAG shape (retrieved context in every prompt) and, when the workload has one, the
     shared-document shape (one long prefix that every request repeats)."""
-    found = [Scenario("rag", targets.prompt_tokens, targets.output_tokens, 0, concurrencies)]
+    found = [Scenario("rag", targets.prompt_tokens, targets.output_tokens, 0)]
     if targets.shared_prefix_tokens:
         question = max(targets.prompt_tokens - targets.shared_prefix_tokens, 16)
         found.append(
-            Scenario(
-                "shared-document",
-                question,
-                targets.output_tokens,
-                targets.shared_prefix_tokens,
-                concurrencies,
-            )
-        )
+            Scenario("shared-document", question, targets.output_tokens,
+                     targets.shared_prefix_tokens)
+        )  # fmt: skip
     return found
 
 
 def load_levels(concurrency: int) -> tuple[int, ...]:
-    """Latency vs load: a quarter, half and all of the planned concurrency."""
-    return tuple(sorted({max(1, concurrency // 4), max(1, concurrency // 2), concurrency}))
+    """The planned concurrency; the goodput search adds the levels around the capacity."""
+    return (max(1, concurrency),)
+
+
+# Warm-up and cool-down: each this share of a level's requests (≥ one wave, as a level sends at
+# least 12 × its concurrency). GuideLLM also drops the requests that straddle either boundary,
+# so a level sends twice what it must measure plus four waves.
+TRANSIENT_SHARE = 1 / 8
+WAVES_MEASURED = 4
+# A level may take this many times its predicted duration before it is stopped.
+TIME_SAFETY = 3.0
+STARTUP_ALLOWANCE_S = 120
+
+
+@dataclass(frozen=True)
+class LevelBound:
+    """How one level (or one goodput probe) is bounded, and what it must measure to count."""
+
+    concurrency: int
+    bounded_by: str  # "requests" (count, time limit as a guard) or "seconds" (--seconds)
+    total_requests: int | None  # sent, warm-up and cool-down included
+    required_requests: int  # measured between warm-up and cool-down
+    time_limit_s: float
+
+    def describe(self) -> str:
+        if self.bounded_by == "seconds":
+            return (
+                f"time-bounded by --seconds: {self.time_limit_s:.0f} s, warm-up and cool-down "
+                f"{TRANSIENT_SHARE:.0%} of it each; needs ≥ {self.required_requests} measured"
+            )
+        return (
+            f"count-bounded: {self.total_requests} requests, warm-up and cool-down "
+            f"{int(TRANSIENT_SHARE * (self.total_requests or 0))} each, needs ≥ "
+            f"{self.required_requests} measured; stopped after {self.time_limit_s:.0f} s "
+            "otherwise"
+        )
+
+
+def level_bound(targets: GatePlan, concurrency: int, seconds: int | None = None) -> LevelBound:
+    required = max(WAVES_MEASURED * concurrency, targets.min_measured_requests)
+    if seconds:
+        return LevelBound(concurrency, "seconds", None, required, float(seconds))
+    total = 2 * required + 4 * concurrency
+    # Above the planned concurrency requests only queue: the rate stays the planned one.
+    rate = min(concurrency, max(targets.concurrency, 1)) / (targets.predicted_e2e_ms / 1e3)
+    limit = TIME_SAFETY * total / rate + STARTUP_ALLOWANCE_S
+    return LevelBound(concurrency, "requests", total, required, round(limit, 1))
+
+
+def search_bounds(targets: GatePlan, probes: int) -> list[LevelBound]:
+    """Per goodput probe: the bound of the largest concurrency that probe can have (the search
+    doubles from the predicted capacity, so probe k runs at most initial × 2^k streams)."""
+    initial, ceiling = search_range(targets)
+    return [level_bound(targets, min(initial * 2**k, ceiling)) for k in range(probes)]
+
+
+def search_range(targets: GatePlan) -> tuple[int, int]:
+    """Initial and maximal streams of the goodput search, around the predicted capacity."""
+    initial = max(1, targets.capacity_concurrency)
+    return initial, max(4 * initial, 2)
+
+
+SEARCH_PROBES = 6
+SEARCH_TOLERANCE = 0.1
+TARGET_ATTAINMENT = 0.95
 
 
 def check_endpoint(target: str, timeout_s: float = 10.0, insecure: bool = False) -> str:
@@ -71,51 +141,84 @@ def check_endpoint(target: str, timeout_s: float = 10.0, insecure: bool = False)
     return models[0]["id"]
 
 
-def guidellm_command(
+def _transient(bounded_by: str) -> dict[str, Any]:
+    return {"percent": TRANSIENT_SHARE, "mode": "duration" if bounded_by == "seconds" else
+            "requests"}  # fmt: skip
+
+
+def _constraints(bounds: list[LevelBound]) -> list[dict[str, Any]]:
+    """Per-benchmark lists: GuideLLM applies the k-th value to its k-th benchmark."""
+    constraints: list[dict[str, Any]] = [
+        {"kind": "max_duration", "seconds": [b.time_limit_s for b in bounds]}
+    ]
+    if all(b.total_requests for b in bounds):
+        constraints.insert(0, {"kind": "max_requests", "count": [b.total_requests for b in bounds]})
+    return constraints
+
+
+def scenario_spec(
     target: str,
     scenario: Scenario,
-    seconds: int,
+    profile: dict[str, Any],
+    bounds: list[LevelBound],
     output: Path,
+    targets: GatePlan,
     insecure: bool = False,
     tokenizer: str | None = None,
-) -> list[str]:
-    streams = ",".join(str(c) for c in scenario.concurrencies)
-    data = (
-        f"kind=synthetic_text,prompt_tokens={scenario.prompt_tokens},"
-        f"output_tokens={scenario.output_tokens}"
-    )
+) -> dict[str, Any]:
+    """A GuideLLM 0.8 scenario file: the plan's traffic, the profile, its bounds, the SLO."""
+    data: dict[str, Any] = {
+        "kind": "synthetic_text",
+        "prompt_tokens": scenario.prompt_tokens,
+        "output_tokens": scenario.output_tokens,
+    }
     if scenario.prefix_tokens:
-        data += f",prefix_tokens={scenario.prefix_tokens},prefix_count=1"
-    backend = f"kind=openai_http,target={target}" + (",verify=false" if insecure else "")
+        data |= {"prefix_tokens": scenario.prefix_tokens, "prefix_count": 1}
+    backend: dict[str, Any] = {"kind": "openai_http", "target": target}
+    if insecure:
+        backend["verify"] = False
+    bounded_by = bounds[0].bounded_by
+    spec: dict[str, Any] = {
+        "backend": backend,
+        "profile": profile | {"warmup": _transient(bounded_by),
+                              "cooldown": _transient(bounded_by)},
+        "data": [data],
+        "constraints": _constraints(bounds),
+        # Goodput = requests within every latency objective; ITL compares per request, as the
+        # gate's ITL p95 does (GuideLLM's inter_token_latency_ms distribution is per request).
+        "metrics": {"kind": "generative",
+                    "slo": {"ttft_ms": targets.ttft_p95_ms, "tpot_ms": targets.itl_p95_ms}},
+        "outputs": [{"kind": "json", "path": str(output)}],
+    }  # fmt: skip
+    if tokenizer:
+        # Token counts need the served model's tokenizer: a local folder keeps air-gapped
+        # runs off the hub (by default GuideLLM looks it up by the served model name).
+        spec["tokenizer"] = {"kind": "huggingface_auto", "model": tokenizer}
+    return {"metadata": {"name": f"leanrag-{scenario.name}"}, "spec": spec}
+
+
+def levels_profile(concurrencies: tuple[int, ...]) -> dict[str, Any]:
+    return {"kind": "concurrent", "streams": list(concurrencies)}
+
+
+def search_profile(targets: GatePlan) -> dict[str, Any]:
+    initial, ceiling = search_range(targets)
+    return {
+        "kind": "goodput",
+        "initial_streams": initial,
+        "max_streams": ceiling,
+        "tolerance": SEARCH_TOLERANCE,
+        "max_probes": SEARCH_PROBES,
+        "target_attainment": TARGET_ATTAINMENT,
+    }
+
+
+def guidellm_command(scenario_file: Path) -> list[str]:
     executable = shutil.which("guidellm") or str(Path(sys.executable).parent / "guidellm")
-    # Token counts need the served model's tokenizer: a local folder keeps air-gapped runs
-    # off the hub (by default GuideLLM looks it up by the served model name).
-    tokenizer_args = ["--tokenizer", f"kind=hf_auto,model={tokenizer}"] if tokenizer else []
-    return [
-        executable,
-        "run",
-        *tokenizer_args,
-        "--backend",
-        backend,
-        "--profile",
-        "kind=concurrent",
-        "--override",
-        "profile.streams",
-        streams,
-        "--data",
-        data,
-        "--constraint",
-        f"kind=max_duration,seconds={seconds}",
-        "--output",
-        f"kind=json,path={output}",
-        "--disable-progress",
-    ]
+    return [executable, "run", "--scenario", str(scenario_file), "--disable-progress"]
 
 
-STARTUP_ALLOWANCE_S = 240
-
-
-def _run_bounded(command: list[str], limit_s: int) -> subprocess.CompletedProcess[str] | None:
+def _run_bounded(command: list[str], limit_s: float) -> subprocess.CompletedProcess[str] | None:
     """Run to completion, or kill the whole process group after `limit_s` and return None."""
     process = subprocess.Popen(
         command,
@@ -134,38 +237,44 @@ def _run_bounded(command: list[str], limit_s: int) -> subprocess.CompletedProces
     return subprocess.CompletedProcess(command, process.returncode, output, "")
 
 
-def run_scenario(
-    target: str,
-    scenario: Scenario,
-    seconds: int,
+@dataclass(frozen=True)
+class Run:
+    """One GuideLLM invocation: its files, how each benchmark was bounded, what it measured."""
+
+    name: str
+    report: Path
+    bounds: tuple[LevelBound, ...]
+    levels: tuple[LevelMetrics, ...]
+
+
+def run_guidellm(
+    name: str,
+    spec: dict[str, Any],
+    bounds: list[LevelBound],
     out_dir: Path,
-    label: str,
-    insecure: bool = False,
-    tokenizer: str | None = None,
-) -> tuple[Path, list[LevelMetrics]]:
-    """Run GuideLLM for one scenario; return its raw report path and parsed levels."""
+) -> Run:
+    """Run one scenario file; return its parsed benchmarks (EndpointDown when it failed)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    raw = out_dir / f"guidellm-{label}-{scenario.name}.json"
-    command = guidellm_command(target, scenario, seconds, raw, insecure, tokenizer)
+    raw = Path(spec["spec"]["outputs"][0]["path"])
+    scenario_file = out_dir / f"{name}.scenario.json"
+    scenario_file.write_text(json.dumps(spec, indent=2) + "\n")
+    log = out_dir / f"{name}.log"
     # GuideLLM 0.8.1 has been seen to hang after a finished run (its main loop idle, waiting on
-    # a worker). Bound it by the run's own length, kill its whole process group, retry once.
-    limit_s = seconds * len(scenario.concurrencies) + STARTUP_ALLOWANCE_S
+    # a worker). Bound it by its levels' own limits, kill its process group, retry once.
+    limit_s = sum(b.time_limit_s for b in bounds) + STARTUP_ALLOWANCE_S
     completed = None
     for _ in range(2):
-        completed = _run_bounded(command, limit_s)
+        raw.unlink(missing_ok=True)
+        completed = _run_bounded(guidellm_command(scenario_file), limit_s)
         if completed is not None:
             break
         if raw.is_file():  # the report was written before the hang: the run is complete
-            completed = subprocess.CompletedProcess(command, 0, "killed after its report", "")
+            completed = subprocess.CompletedProcess([], 0, "killed after its report", "")
             break
     if completed is None:
-        raise EndpointDown(f"guidellm did not finish within {limit_s} s, twice")
-    (out_dir / f"guidellm-{label}-{scenario.name}.log").write_text(
-        completed.stdout + completed.stderr
-    )
+        raise EndpointDown(f"guidellm did not finish within {limit_s:.0f} s, twice; see {log}")
+    log.write_text(completed.stdout + completed.stderr)
     if completed.returncode != 0 or not raw.is_file():
-        raise EndpointDown(
-            f"guidellm failed ({completed.returncode}); see "
-            f"{out_dir}/guidellm-{label}-{scenario.name}.log"
-        )
-    return raw, parse_report(json.loads(raw.read_text()))
+        raise EndpointDown(f"guidellm failed ({completed.returncode}); see {log}")
+    levels = tuple(parse_report(json.loads(raw.read_text())))
+    return Run(name, raw, tuple(bounds[: len(levels)]), levels)

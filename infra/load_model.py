@@ -1,0 +1,207 @@
+"""Latency under load: a small discrete-event simulation of vLLM's scheduler, closed loop.
+
+The analytic speed model in `sizing` gives one replica's steady-state throughput; it cannot say
+how long a request waits for its prefill when prompts are long. Here `concurrency` clients each
+send a request, wait for its last token and send the next one (what GuideLLM's concurrent
+profile and the gate do). Every engine step the scheduler, as vLLM V1 does with chunked
+prefill, gives each running request its next piece in arrival order — one token to a decoding
+request, the rest of the step budget (`max_num_batched_tokens`) to prompts being prefilled —
+and admits waiting requests while the budget and `max_num_seqs` allow. A step takes the
+roofline time of what it carries (`sizing.step_seconds`): weights and KV cache read once, or
+the batched tokens computed, whichever is longer, plus the host's per-step overhead.
+
+Per request it records TTFT (arrival → the step that finishes its prompt) and its mean
+inter-token latency, as GuideLLM measures them; the p95 of each over the steady-state requests
+(the first wave is left out as warm-up) is what the gate's goodput search compares with.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from infra.catalog import Accelerator, ModelArchitecture
+from infra.sizing import ServingKnobs, Workload, step_seconds
+
+# Requests simulated after the warm-up wave: enough for a stable p95, few enough to stay fast.
+MEASURED_REQUESTS = 120
+
+
+@dataclass(frozen=True)
+class LoadPoint:
+    """One replica at `concurrency` requests in flight, in steady state."""
+
+    concurrency: int
+    requests_per_s: float
+    ttft_p95_ms: float
+    itl_p95_ms: float
+    e2e_mean_ms: float
+    ttft_p50_ms: float
+    itl_p50_ms: float
+
+    def meets(self, ttft_target_ms: float, itl_target_ms: float) -> bool:
+        return self.ttft_p95_ms <= ttft_target_ms and self.itl_p95_ms <= itl_target_ms
+
+
+@dataclass
+class _Request:
+    arrival: float
+    prompt_left: int  # uncached prompt tokens still to prefill
+    prompt_done: int  # context already in the KV cache (cached prefix + prefilled)
+    output_left: int
+    first_token: float | None = None
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(math.ceil(share * len(ordered)) - 1, 0))]
+
+
+def simulate(
+    architecture: ModelArchitecture,
+    accelerator: Accelerator,
+    knobs: ServingKnobs,
+    workload: Workload,
+    concurrency: int,
+    measured_requests: int = MEASURED_REQUESTS,
+) -> LoadPoint:
+    """Closed-loop steady state of one replica with `concurrency` clients."""
+    cached = (
+        int(workload.context_tokens * workload.shared_prefix_share)
+        if knobs.enable_prefix_caching
+        else 0
+    )
+    uncached = max(workload.prompt_tokens - cached, 1)
+    output = max(workload.output_tokens, 1)
+    budget = (
+        knobs.max_num_batched_tokens
+        if knobs.enable_chunked_prefill
+        else max(knobs.max_num_batched_tokens, knobs.max_model_len)
+    )
+    max_running = knobs.max_num_seqs or concurrency
+
+    def new(now: float) -> _Request:
+        return _Request(now, uncached, cached, output)
+
+    waiting: deque[_Request] = deque(new(0.0) for _ in range(concurrency))
+    running: list[_Request] = []
+    now = 0.0
+    finished = 0
+    warmup = concurrency
+    ttfts: list[float] = []
+    itls: list[float] = []
+    e2es: list[float] = []
+    completions: list[float] = []
+    while len(ttfts) < measured_requests:
+        # Running requests first (arrival order), then admissions, within the step budget.
+        left = budget
+        decode_tokens = decode_context = 0
+        chunks: list[tuple[_Request, int]] = []
+        for request in running:
+            if request.prompt_left == 0:
+                decode_tokens += 1
+                decode_context += request.prompt_done
+                left -= 1
+        for request in running:
+            if request.prompt_left and left > 0:
+                take = min(request.prompt_left, left)
+                chunks.append((request, take))
+                left -= take
+        while waiting and left > 0 and len(running) < max_running:
+            request = waiting.popleft()
+            running.append(request)
+            take = min(request.prompt_left, left)
+            chunks.append((request, take))
+            left -= take
+        duration = step_seconds(
+            architecture,
+            accelerator,
+            knobs,
+            decode_tokens=decode_tokens,
+            decode_context_tokens=decode_context,
+            prefill_chunks=[(take, request.prompt_done) for request, take in chunks],
+        )
+        now += duration
+        for request, take in chunks:
+            request.prompt_left -= take
+            request.prompt_done += take
+        done: list[_Request] = []
+        for request in running:
+            if request.prompt_left:
+                continue
+            if request.first_token is None:
+                request.first_token = now  # the step that finishes a prompt samples a token
+            else:
+                request.prompt_done += 1
+            request.output_left -= 1
+            if request.output_left <= 0:
+                done.append(request)
+        for request in done:
+            running.remove(request)
+            finished += 1
+            if finished > warmup:
+                completions.append(now)
+                first = request.first_token or now
+                ttfts.append(first - request.arrival)
+                itls.append((now - first) / max(output - 1, 1))
+                e2es.append(now - request.arrival)
+            waiting.append(new(now))
+    span = completions[-1] - completions[0]
+    return LoadPoint(
+        concurrency=concurrency,
+        requests_per_s=(len(completions) - 1) / span if span > 0 else 0.0,
+        ttft_p95_ms=_percentile(ttfts, 0.95) * 1e3,
+        itl_p95_ms=_percentile(itls, 0.95) * 1e3,
+        e2e_mean_ms=sum(e2es) / len(e2es) * 1e3,
+        ttft_p50_ms=_percentile(ttfts, 0.5) * 1e3,
+        itl_p50_ms=_percentile(itls, 0.5) * 1e3,
+    )
+
+
+@dataclass(frozen=True)
+class SloCapacity:
+    """The most requests in flight one replica serves with both latency targets met."""
+
+    point: LoadPoint | None  # None: even one request misses a target
+    limit: int  # the search's upper bound (KV cache / max-num-seqs / a queueing ceiling)
+    limited_by: str  # "ttft", "itl", "both" or the ceiling's name
+
+
+def capacity_at_slo(
+    architecture: ModelArchitecture,
+    accelerator: Accelerator,
+    knobs: ServingKnobs,
+    workload: Workload,
+    ttft_target_ms: float,
+    itl_target_ms: float,
+    ceiling: int,
+) -> SloCapacity:
+    """Bisect concurrency in [1, ceiling] for the largest level meeting both targets."""
+
+    def at(concurrency: int) -> LoadPoint:
+        return simulate(architecture, accelerator, knobs, workload, concurrency)
+
+    ceiling = max(ceiling, 1)
+    top = at(ceiling)
+    if top.meets(ttft_target_ms, itl_target_ms):
+        return SloCapacity(top, ceiling, "ceiling")
+    one = at(1) if ceiling > 1 else top
+    if not one.meets(ttft_target_ms, itl_target_ms):
+        return SloCapacity(None, ceiling, _missed(one, ttft_target_ms, itl_target_ms))
+    low, high, best, failing = 1, ceiling, one, top
+    # Stop within 5 %: the gate's own search stops within 10 %.
+    while high - low > max(1, int(0.05 * low)):
+        middle = (low + high) // 2
+        point = at(middle)
+        if point.meets(ttft_target_ms, itl_target_ms):
+            low, best = middle, point
+        else:
+            high, failing = middle, point
+    return SloCapacity(best, ceiling, _missed(failing, ttft_target_ms, itl_target_ms))
+
+
+def _missed(point: LoadPoint, ttft_target_ms: float, itl_target_ms: float) -> str:
+    ttft_bad = point.ttft_p95_ms > ttft_target_ms
+    itl_bad = point.itl_p95_ms > itl_target_ms
+    return "both" if ttft_bad and itl_bad else "ttft" if ttft_bad else "itl"
