@@ -245,8 +245,9 @@ def _print_plan(plan: DeploymentPlan) -> None:
         f"Autoscaling ({'KEDA' if autoscaling.enabled else 'off'}): "
         f"{autoscaling.min_replicas}–{autoscaling.max_replicas} replicas; gate: TTFT p95 ≤ "
         f"{gate.ttft_p95_ms:g} ms, ITL p95 ≤ {gate.itl_p95_ms:g} ms, ≥ "
-        f"{gate.min_throughput_rps:g} req/s, predicted {gate.predicted_requests_per_s:.2f} "
-        f"req/s ±{gate.capacity_tolerance:.0%}",
+        f"{gate.min_throughput_rps:g} req/s; capacity at the SLO predicted "
+        f"{gate.capacity_requests_per_s:.2f} req/s at {gate.capacity_concurrency} in flight "
+        f"(limited by {gate.capacity_limited_by}) ±{gate.capacity_tolerance:.0%}",
         highlight=False,
     )
     if plan.fits:

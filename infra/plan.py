@@ -19,7 +19,7 @@ from infra.config import (
     RagConfig,
     StackConfig,
 )
-from infra.load_model import capacity_at_slo, simulate
+from infra.load_model import LoadPoint, SloCapacity, capacity_at_slo, simulate
 from infra.sizing import (
     MAX_NUM_SEQS,
     DeploymentSizing,
@@ -335,27 +335,9 @@ def build_plan(
 
     baseline_knobs = stock_knobs(accelerator, knobs.max_model_len, knobs.tensor_parallel_size)
     baseline = size(baseline_knobs)
-    # Capacity at the SLO per replica: the scheduler simulation, bounded by what the replica
-    # admits (KV cache, max-num-seqs).
-    slo = capacity_at_slo(
-        architecture,
-        accelerator,
-        knobs,
-        workload,
-        config.slo.ttft_p95_ms,
-        config.slo.itl_p95_ms,
-        ceiling=min(
-            sizing.replica.kv_concurrency,
-            knobs.max_num_seqs or MAX_NUM_SEQS,
-        ),
-    )
-    planned_load = simulate(
-        architecture,
-        accelerator,
-        knobs,
-        workload,
-        max(1, math.ceil(workload.concurrent_users / sizing.replicas)),
-    )
+    concurrency = max(sizing.replica.concurrency, 1)
+    served = served_knobs(knobs, concurrency)
+    slo, planned_load = _capacity_at_slo(config, accelerator, served, sizing)
     weights_gib = weight_bytes(architecture, knobs.quantization) / GIB
     source_gib = weight_bytes(architecture, "none") / GIB
     compressed = knobs.quantization != "none"
@@ -378,7 +360,6 @@ def build_plan(
         or max(10, math.ceil(1.5 * (source_gib + weights_gib) / 10) * 10),
         calibration_uri=serving.calibration_uri,
     )
-    concurrency = max(sizing.replica.concurrency, 1)
     pool_name = f"leanrag-{stack}-{accelerator.name.lower()}"
     return DeploymentPlan(
         stack=stack,
@@ -448,11 +429,7 @@ def build_plan(
             predicted_requests_per_s=sizing.requests_per_s,
             predicted_output_tokens_per_s=sizing.output_tokens_per_s,
             capacity_tolerance=CAPACITY_TOLERANCE,
-            predicted_e2e_ms=planned_load.e2e_mean_ms,
-            capacity_concurrency=sizing.replicas * (slo.point.concurrency if slo.point else 0),
-            capacity_requests_per_s=sizing.replicas
-            * (slo.point.requests_per_s if slo.point else 0.0),
-            capacity_limited_by=slo.limited_by,
+            **_capacity_fields(slo, planned_load, sizing.replicas),
             shape_tolerance=SHAPE_TOLERANCE,
             min_measured_requests=MIN_MEASURED_REQUESTS,
             cost_per_hour_usd=sizing.cost_per_hour_usd,
@@ -566,6 +543,55 @@ def _optimized_knobs(config: StackConfig, accelerator: Accelerator, tp: int) -> 
     )
 
 
+def _capacity_at_slo(
+    config: StackConfig, accelerator: Accelerator, served: ServingKnobs, sizing: DeploymentSizing
+) -> tuple[SloCapacity, LoadPoint]:
+    """Capacity at the SLO per replica — the scheduler simulation of the server as it is
+    started (its max-num-seqs and step budget), bounded by what its KV cache admits — and
+    one replica at its share of the planned users."""
+    architecture = config.resolved_model.architecture
+    # Like with like: the goodput search sends the RAG shape without a shared document (each
+    # prompt its own retrieved context), so the prediction assumes no cached prefix either.
+    workload = replace(_workload(config), shared_prefix_share=0.0)
+    slo = capacity_at_slo(
+        architecture,
+        accelerator,
+        served,
+        workload,
+        config.slo.ttft_p95_ms,
+        config.slo.itl_p95_ms,
+        ceiling=min(sizing.replica.kv_concurrency, served.max_num_seqs or MAX_NUM_SEQS),
+    )
+    per_replica = max(1, math.ceil(workload.concurrent_users / sizing.replicas))
+    return slo, simulate(architecture, accelerator, served, workload, per_replica)
+
+
+def _capacity_fields(slo: SloCapacity, planned_load: LoadPoint, replicas: int) -> dict:
+    return {
+        "predicted_e2e_ms": planned_load.e2e_mean_ms,
+        "capacity_concurrency": replicas * (slo.point.concurrency if slo.point else 0),
+        "capacity_requests_per_s": replicas * (slo.point.requests_per_s if slo.point else 0.0),
+        "capacity_limited_by": slo.limited_by,
+    }
+
+
+def repredict_gate(plan: DeploymentPlan, config: StackConfig, measured: Accelerator) -> GatePlan:
+    """The gate's predictions for the server already started from `plan`, on an accelerator
+    whose figures were measured (its arguments stay; only what it is expected to do changes)."""
+    served = served_knobs(plan.sizing.replica.knobs, plan.vllm.max_num_seqs)
+    slo, planned_load = _capacity_at_slo(config, measured, served, plan.sizing)
+    return replace(plan.gate, **_capacity_fields(slo, planned_load, plan.sizing.replicas))
+
+
+def served_knobs(knobs: ServingKnobs, max_num_seqs: int) -> ServingKnobs:
+    """The knobs vLLM actually runs with: the planned sequences per step, and a step budget no
+    smaller than them (vLLM rejects a budget below max-num-seqs)."""
+    seqs = knobs.max_num_seqs or max_num_seqs
+    return replace(
+        knobs, max_num_seqs=seqs, max_num_batched_tokens=max(knobs.max_num_batched_tokens, seqs)
+    )
+
+
 def _vllm_args(
     preset: ModelPreset,
     knobs: ServingKnobs,
@@ -574,16 +600,15 @@ def _vllm_args(
     accelerator: Accelerator,
     detokenizer_prime_tokens: int = 0,
 ) -> VllmArgs:
-    seqs = knobs.max_num_seqs or max_num_seqs
+    served = served_knobs(knobs, max_num_seqs)
     return VllmArgs(
         model=preset.uri,
         served_model_name=preset.name,
         tensor_parallel_size=knobs.tensor_parallel_size,
         gpu_memory_utilization=knobs.gpu_memory_utilization,
         max_model_len=knobs.max_model_len,
-        max_num_seqs=seqs,
-        # vLLM rejects a step budget smaller than the number of sequences per step.
-        max_num_batched_tokens=max(knobs.max_num_batched_tokens, seqs),
+        max_num_seqs=served.max_num_seqs or max_num_seqs,
+        max_num_batched_tokens=served.max_num_batched_tokens,
         kv_cache_dtype=knobs.kv_cache_dtype,
         enable_prefix_caching=knobs.enable_prefix_caching,
         enable_chunked_prefill=knobs.enable_chunked_prefill,

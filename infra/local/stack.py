@@ -32,7 +32,7 @@ from infra.config import StackConfig
 from infra.local import processes
 from infra.local.llama_stack import command as llama_stack_command
 from infra.local.llama_stack import local_run_config, prepare_tiktoken_cache
-from infra.plan import DeploymentPlan, accelerator_for, build_plan
+from infra.plan import DeploymentPlan, accelerator_for, repredict_gate, served_knobs
 from infra.stack_source import PROJECT_ROOT
 from workloads.vllm_plugin import write_plugin_folder
 
@@ -328,10 +328,13 @@ class LocalStack:
         def compress() -> dict:
             self._run("quantize", [str(self.env.workloads), "-m", "workloads.quantize",
                                    "--model", str(model_dir), "--output", str(output),
-                                   "--scheme", scheme])  # fmt: skip
+                                   "--scheme", scheme,
+                                   # SmoothQuant/GPTQ calibrate on the corpus the stack ingests.
+                                   "--calibration", str(self.options.documents)])  # fmt: skip
             return {"path": str(output)}
 
-        fingerprint = {"model": str(model_dir), "scheme": scheme, "config": _digest(model_dir)}
+        fingerprint = {"model": str(model_dir), "scheme": scheme, "config": _digest(model_dir),
+                       "calibration": str(self.options.documents)}  # fmt: skip
         return self._step("quantize", fingerprint, compress)["path"]
 
     def _llama_stack(self, served: str) -> None:
@@ -383,6 +386,8 @@ class LocalStack:
             "--model", f"vllm/{served}", "--question", self.options.question,
             "--vector-store-name", COLLECTION,
             "--max-tokens", str(self.plan.workload.output_tokens), "--out", str(out),
+            # As many chunks as the plan's context holds: the prompt is the shape it sized.
+            "-k", str(max(1, self.plan.workload.context_tokens // self.plan.rag.chunk_tokens)),
         ])  # fmt: skip
         return json.loads(out.read_text())
 
@@ -414,17 +419,11 @@ class LocalStack:
         measured = calibrate(
             base,
             self.config.resolved_model.architecture,
-            self.plan.sizing.replica.knobs,
+            served_knobs(self.plan.sizing.replica.knobs, self.plan.vllm.max_num_seqs),
             probe,
             self.plan.workload,
         )
-        plan = build_plan(self.config, self.plan.stack, measured)
-        if plan.vllm.server_args() != self.plan.vllm.server_args():
-            raise LocalStackError(
-                "step speed-probe: the measured speed changes vLLM's arguments "
-                f"({shlex.join(plan.vllm.server_args())}); the running server has "
-                f"{shlex.join(self.plan.vllm.server_args())}: set them in the stack file"
-            )
+        plan = dataclasses.replace(self.plan, gate=repredict_gate(self.plan, self.config, measured))
         return plan, {
             "source": "speed probe (GuideLLM, count-bounded, plan's traffic)",
             "probe": dataclasses.asdict(probe),

@@ -194,6 +194,32 @@ def test_scenarios_follow_the_workload_profile() -> None:
     assert (shared[1].prefix_tokens, shared[1].prompt_tokens) == (4000, 200)
     assert shared[1].planned_prompt_tokens == 4200
     assert load_levels(16) == (16,)
+    # The chat template's tokens come off GuideLLM's prompt: the server sees the plan's length.
+    (rag,) = scenarios(TARGETS, template_tokens=12)
+    assert (rag.prompt_tokens, rag.planned_prompt_tokens) == (436, 448)
+
+
+def test_chat_template_tokens_are_counted_from_the_tokenizer(tiny_model, word_tokenizer, tmp_path):
+    from transformers import AutoTokenizer
+
+    from workloads.benchmark.runner import chat_template_tokens
+
+    overhead = chat_template_tokens(str(tiny_model))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    message = "What does the Heron gateway log?"
+    body = len(tokenizer(message, add_special_tokens=False)["input_ids"])
+    templated = tokenizer.apply_chat_template(
+        [{"role": "user", "content": message}], add_generation_prompt=True, tokenize=True
+    )
+    ids = templated["input_ids"] if hasattr(templated, "keys") else templated
+    # BPE may merge one token across the template's edge.
+    assert overhead > 0 and abs(overhead - (len(ids) - body)) <= 1
+    plain = AutoTokenizer.from_pretrained(word_tokenizer)
+    plain.chat_template = None
+    plain.save_pretrained(tmp_path / "plain")
+    (tmp_path / "plain" / "chat_template.jinja").unlink(missing_ok=True)
+    assert chat_template_tokens(str(tmp_path / "plain")) == 0
+    assert chat_template_tokens(None) == 0
 
 
 def _free_port() -> int:

@@ -32,6 +32,7 @@ from workloads.benchmark.runner import (
     EndpointDown,
     Run,
     Scenario,
+    chat_template_tokens,
     check_endpoint,
     level_bound,
     levels_profile,
@@ -109,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         "stack": plan.get("stack"),
         "capacity_search": "from report" if args.from_report else search,
     }
-    shapes = scenarios(targets)
+    # Live runs send the plan's prompt length to the server, chat template included.
+    template = 0 if args.from_report else chat_template_tokens(args.tokenizer)
+    shapes = scenarios(targets, template)
+    context["chat_template_tokens"] = template
     if args.speed_probe:
         return _speed_probe(args, targets, levels, shapes[0])
     runs: dict[str, dict[str, Run]] = {}

@@ -64,6 +64,7 @@ def as_data(value: Any) -> Any:
         data = {f.name: as_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
         if isinstance(value, LevelMetrics):
             data["error_rate"] = value.error_rate
+            data["measured_requests"] = value.measured_requests
         return data
     if isinstance(value, (list, tuple)):
         return [as_data(v) for v in value]

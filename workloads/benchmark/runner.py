@@ -33,29 +33,48 @@ class EndpointDown(Exception):
 
 @dataclass(frozen=True)
 class Scenario:
-    """One traffic shape the plan describes."""
+    """One traffic shape the plan describes, as GuideLLM is asked to send it."""
 
     name: str
-    prompt_tokens: int
+    prompt_tokens: int  # GuideLLM's synthetic prompt (after the shared prefix, if any)
     output_tokens: int
     prefix_tokens: int
-
-    @property
-    def planned_prompt_tokens(self) -> int:
-        return self.prompt_tokens + self.prefix_tokens
+    # What the server must count per prompt: the plan's prompt length, chat template included.
+    planned_prompt_tokens: int
 
 
-def scenarios(targets: GatePlan) -> list[Scenario]:
+def scenarios(targets: GatePlan, template_tokens: int = 0) -> list[Scenario]:
     """The RAG shape (retrieved context in every prompt) and, when the workload has one, the
-    shared-document shape (one long prefix that every request repeats)."""
-    found = [Scenario("rag", targets.prompt_tokens, targets.output_tokens, 0)]
+    shared-document shape (one long prefix that every request repeats). `template_tokens` —
+    what the served model's chat template adds to every request — comes off the synthetic
+    prompt, so the server sees the plan's prompt length."""
+    planned = targets.prompt_tokens
+    found = [Scenario("rag", max(planned - template_tokens, 1), targets.output_tokens, 0, planned)]
     if targets.shared_prefix_tokens:
-        question = max(targets.prompt_tokens - targets.shared_prefix_tokens, 16)
+        question = max(planned - targets.shared_prefix_tokens - template_tokens, 16)
         found.append(
             Scenario("shared-document", question, targets.output_tokens,
-                     targets.shared_prefix_tokens)
+                     targets.shared_prefix_tokens, planned)
         )  # fmt: skip
     return found
+
+
+def chat_template_tokens(tokenizer: str | None) -> int:
+    """Tokens the tokenizer's chat template wraps around one user message (0 without a local
+    tokenizer: the shape check then sees the difference)."""
+    if not tokenizer:
+        return 0
+    from transformers import AutoTokenizer
+
+    loaded = AutoTokenizer.from_pretrained(tokenizer)
+    if not getattr(loaded, "chat_template", None):
+        return 0
+    ids = loaded.apply_chat_template(
+        [{"role": "user", "content": ""}], add_generation_prompt=True, tokenize=True
+    )
+    if isinstance(ids, dict) or hasattr(ids, "input_ids"):
+        ids = ids["input_ids"]
+    return len(ids)
 
 
 def load_levels(concurrency: int) -> tuple[int, ...]:
