@@ -175,7 +175,7 @@ def _compute_rate_flops(accelerator: Accelerator, quantization: str, tp: int) ->
         peak, efficiency = accelerator.int8_tops, COMPUTE_EFFICIENCY_8BIT
     else:  # bf16 activations (none, w4a16)
         peak, efficiency = accelerator.bf16_tflops, COMPUTE_EFFICIENCY_16BIT
-    return peak * 1e12 * efficiency * tp
+    return peak * 1e12 * efficiency * accelerator.compute_scale * tp
 
 
 def _attention_rate_flops(accelerator: Accelerator, tp: int) -> float:

@@ -11,10 +11,15 @@ ITL p95 ±35 %. The post-deploy gate re-checks capacity on every real deployment
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from infra.catalog import ACCELERATORS, MODEL_PRESETS
+from infra.load_model import capacity_at_slo, simulate
 from infra.sizing import (
+    ServingKnobs,
     Workload,
     compute_seconds,
     kv_cache_capacity,
@@ -156,3 +161,47 @@ def test_the_plans_step_with_the_stacks_vllm_plugin_meets_the_worst_gap_target()
         assert run["step_tokens"] == step
         assert run["worst_gap_during_document_s"] <= 0.10
         assert run["gaps_over_100ms_during_document"] == 0
+
+
+# --- capacity at the SLO: the scheduler simulation against the product's gate on an H200 ----
+
+H200_GATE = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "gpu_h200_gate"
+H200_KNOBS = ServingKnobs("fp8", "fp8", 0.92, 1, 8192, 2048, 423, True, True)
+PROD_RAG = Workload(256, 256, 6144, 384, 0.0)
+
+
+def h200_levels() -> dict[int, dict]:
+    levels = {}
+    for report in sorted(H200_GATE.glob("gate-*.json")):
+        document = json.loads(report.read_text())
+        assert document["targets"]["prompt_tokens"] == 6400  # the plan's shape, as measured:
+        for level in document["runs"]["optimized"]["rag"]["levels"]:
+            assert level["prompt_tokens_mean"] == 6400 and level["output_tokens_mean"] == 384
+            assert level["measured_requests"] >= 4 * level["concurrency"]
+            levels[level["concurrency"]] = level
+    return levels
+
+
+def test_the_h200_runs_are_the_plans_traffic_in_steady_state() -> None:
+    assert sorted(h200_levels()) == [16, 32, 64, 96, 112]
+
+
+@pytest.mark.parametrize("concurrency", [16, 32, 64, 96, 112])
+def test_simulation_matches_the_gate_on_the_h200(concurrency: int) -> None:
+    measured = h200_levels()[concurrency]
+    point = simulate(LLAMA_8B, ACCELERATORS["H200"], H200_KNOBS, PROD_RAG, concurrency)
+    assert point.requests_per_s == pytest.approx(measured["requests_per_s"], rel=0.05)
+    assert point.itl_p95_ms == pytest.approx(measured["itl_ms"]["p95"], rel=0.15)
+
+
+def test_capacity_at_the_slo_on_the_h200_is_where_the_gate_found_it() -> None:
+    levels = h200_levels()
+    # The highest measured level with TTFT p95 ≤ 2 s and ITL p95 ≤ 50 ms (112 streams).
+    within = [c for c, lv in levels.items() if lv["ttft_ms"]["p95"] <= 2000
+              and lv["itl_ms"]["p95"] <= 50]  # fmt: skip
+    best = levels[max(within)]
+    capacity = capacity_at_slo(LLAMA_8B, ACCELERATORS["H200"], H200_KNOBS, PROD_RAG, 2000, 50,
+                               ceiling=423)  # fmt: skip
+    assert capacity.limited_by == "itl"
+    assert capacity.point.requests_per_s == pytest.approx(best["requests_per_s"], rel=0.15)
+    assert capacity.point.concurrency == pytest.approx(max(within), rel=0.15)

@@ -235,3 +235,33 @@ def test_sample_corpus_retrieval_recall(tmp_path: Path, embedder) -> None:
     store.close()
     assert report.recall_at_k >= RECALL_FLOOR, report
     assert report.mrr_at_k >= MRR_FLOOR, report
+
+
+def test_a_reader_in_a_new_process_can_search(tmp_path: Path, embedder) -> None:
+    """`make rag-eval` as a newcomer runs it: ingest, then evaluate from another process
+    (Milvus Lite hands that process the collection released)."""
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "gateway.md").write_text("# Heron gateway\n\nOne gateway handles 64 loggers.\n")
+    # Milvus Lite locks its file for the life of a process: ingest in one, read in another.
+    ingested = subprocess.run(
+        [sys.executable, "-m", "workloads.ingest", "--source", str(corpus), "--milvus-uri",
+         str(tmp_path / "r.db"), "--no-progress"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert ingested.returncode == 0, ingested.stderr[-2000:]
+    reader = (
+        "import sys\n"
+        "from workloads.ingest.store import MilvusStore\n"
+        "store = MilvusStore(sys.argv[1], 'leanrag_docs', int(sys.argv[2]), create=False)\n"
+        "print(len(store.search([0.1] * int(sys.argv[2]), limit=1)))\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", reader, str(tmp_path / "r.db"), str(embedder.dimension)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert found.stdout.strip().splitlines()[-1] == "1"

@@ -78,7 +78,7 @@ def test_local_up_runs_every_step_and_down_cleans_up(run_dir: Path) -> None:
     checkpoint = Path(summary["model"]["checkpoint"])
     config = json.loads((checkpoint / "config.json").read_text())
     assert config["quantization_config"]["quant_method"] == "compressed-tensors"
-    assert json.loads((checkpoint / "leanrag-quantize.json").read_text())["scheme"] == "fp8"
+    assert json.loads((checkpoint / "leanrag-quantize.json").read_text())["scheme"] == "int8-w8a8"
 
     # 4. every sample document ingested into Milvus Lite
     ingest = summary["ingest"]

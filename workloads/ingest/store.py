@@ -80,6 +80,10 @@ class MilvusStore:
             self._ensure(dimension, index_type)
         elif not self.client.has_collection(collection):
             raise IngestError(f"--collection {collection}: not found at {uri}; ingest first")
+        else:
+            # A reader in a new process finds the collection released (pymilvus 3 / Milvus
+            # Lite 3): searching it needs it loaded first.
+            self.client.load_collection(collection)
 
     def _ensure(self, dimension: int, index_type: str) -> None:
         from pymilvus import DataType, MilvusClient
