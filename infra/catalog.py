@@ -151,8 +151,9 @@ ACCELERATORS: dict[str, Accelerator] = {
             is_gpu=False,
             # Host work dominates tiny models on the CPU build. vLLM CPU 0.32 on 2 cores, tiny
             # Llama with a BPE tokenizer, 448-token prompts (2026-12-02): ITL p50 2.5 ms at 4
-            # streams, 13 ms at 16. The local stack re-measures these at start-up
-            # (`leanrag local up` → speed probe) and plans the gate from what it measured.
+            # streams, 13 ms at 16. These figures decide the server's arguments; the gate's
+            # prediction comes from the speed probe `leanrag local up` runs on the machine
+            # itself (its fit: benchmarks/results/local_stack.md).
             step_overhead_ms=2.0,
             sequence_overhead_ms=0.5,
             # vLLM CPU warms up with one step of the whole budget: FP8 weights on 2 cores took

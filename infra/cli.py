@@ -13,7 +13,7 @@ from infra.errors import ConfigError
 from infra.plan import DeploymentPlan, build_plan
 from infra.render import RenderError, render_stack
 from infra.report import plot_plan, write_plan
-from infra.stack_source import STACKS_DIR, load_stack
+from infra.stack_source import ProjectNotFound, find_stacks_dir, load_stack
 
 EXIT_OK, EXIT_BAD_CONFIG, EXIT_DOES_NOT_FIT = 0, 2, 3
 
@@ -34,7 +34,10 @@ def main() -> None:
 @app.command()
 def plan(
     stack: Annotated[str, typer.Option(help="Stack name: stacks/Pulumi.<stack>.yaml")] = "local",
-    stacks_dir: Annotated[Path, typer.Option(help="Folder holding the stack files")] = STACKS_DIR,
+    stacks_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder holding the stack files (default: the project you are in)"),
+    ] = None,
     output: Annotated[
         list[Path] | None, typer.Option(help="Write the plan to FILE.json or FILE.md (repeatable)")
     ] = None,
@@ -61,7 +64,10 @@ def plan(
 def render(
     stack: Annotated[str, typer.Option(help="Stack name: stacks/Pulumi.<stack>.yaml")],
     out: Annotated[Path, typer.Option(help="Folder to write the manifests to (replaced)")],
-    stacks_dir: Annotated[Path, typer.Option(help="Folder holding the stack files")] = STACKS_DIR,
+    stacks_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder holding the stack files (default: the project you are in)"),
+    ] = None,
 ) -> None:
     """Write every manifest the stack would apply, one file per resource, for GitOps/review."""
     deployment = _plan_or_exit(stack, stacks_dir)
@@ -88,7 +94,10 @@ def gate(
     result: Annotated[
         Path | None, typer.Option(help="gate.json to read (default: the cluster's ConfigMap)")
     ] = None,
-    stacks_dir: Annotated[Path, typer.Option(help="Folder holding the stack files")] = STACKS_DIR,
+    stacks_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder holding the stack files (default: the project you are in)"),
+    ] = None,
 ) -> None:
     """Block a release on the benchmark gate: exit 0 pass, 1 fail, 2 not measured."""
     import json
@@ -142,7 +151,19 @@ def gate(
     raise typer.Exit(GATE_EXIT_CODES.get(verdict, 2))
 
 
-def _plan_or_exit(stack: str, stacks_dir: Path) -> DeploymentPlan:
+def _stacks_or_exit(stacks_dir: Path | None) -> Path:
+    """--stacks-dir, or the stack folder of the project around the working directory."""
+    if stacks_dir is not None:
+        return stacks_dir
+    try:
+        return find_stacks_dir()
+    except ProjectNotFound as error:
+        errors.print(f"[bold red]no project[/]: {error}", highlight=False)
+        raise typer.Exit(EXIT_BAD_CONFIG) from None
+
+
+def _plan_or_exit(stack: str, stacks_dir: Path | None) -> DeploymentPlan:
+    stacks_dir = _stacks_or_exit(stacks_dir)
     try:
         return build_plan(load_stack(stack, stacks_dir), stack)
     except ConfigError as error:
@@ -267,7 +288,10 @@ EXIT_GATE_FAILED, EXIT_STEP_FAILED, EXIT_INTERRUPTED = 1, 2, 130
 @local_app.command("up")
 def local_up(
     stack: Annotated[str, typer.Option(help="Stack name: stacks/Pulumi.<stack>.yaml")] = "local",
-    stacks_dir: Annotated[Path, typer.Option(help="Folder holding the stack files")] = STACKS_DIR,
+    stacks_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder holding the stack files (default: the project you are in)"),
+    ] = None,
     run_dir: Annotated[
         Path | None, typer.Option(help="Run folder (default out/local/<stack>)")
     ] = None,
@@ -300,7 +324,7 @@ def local_up(
     from infra.stack_source import PROJECT_ROOT
 
     deployment = _plan_or_exit(stack, stacks_dir)
-    config = load_stack(stack, stacks_dir)
+    config = load_stack(stack, _stacks_or_exit(stacks_dir))
     if deployment.platform != "local":
         errors.print(f"[bold red]--stack {stack}[/]: is a {deployment.platform} stack; use local")
         raise typer.Exit(EXIT_BAD_CONFIG)

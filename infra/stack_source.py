@@ -21,6 +21,25 @@ STACKS_DIR = PROJECT_ROOT / "stacks"
 _SECRET_MARK = {"secure": True}
 
 
+class ProjectNotFound(Exception):
+    """No project around the working directory (and no --stacks-dir)."""
+
+
+def find_stacks_dir(start: Path | None = None) -> Path:
+    """The stack folder of the project the user stands in: walk up from `start` (the working
+    directory) to `Pulumi.yaml`, as Pulumi does, and take its `stackConfigDir`."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        project = folder / "Pulumi.yaml"
+        if project.is_file():
+            settings = yaml.safe_load(project.read_text()) or {}
+            return folder / str(settings.get("stackConfigDir") or ".")
+    raise ProjectNotFound(
+        f"no Pulumi.yaml in {here} or any folder above it: run leanrag inside a Lean RAG "
+        "project, or pass --stacks-dir"
+    )
+
+
 def stack_file(stack: str, stacks_dir: Path = STACKS_DIR) -> Path:
     return stacks_dir / f"Pulumi.{stack}.yaml"
 

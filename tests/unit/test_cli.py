@@ -75,3 +75,32 @@ def test_workload_that_does_not_fit_exits_3_with_the_fix(tmp_path: Path) -> None
     assert result.exit_code == EXIT_DOES_NOT_FIT
     assert "does not fit" in result.output
     assert "smallest fix: raise gpuPool.maxNodes to" in result.output
+
+
+def test_stacks_are_read_from_the_project_the_user_stands_in(tmp_path, monkeypatch) -> None:
+    """A copy of the project with an edited stack file is planned from the copy's file."""
+    import shutil
+
+    import yaml
+
+    from infra.stack_source import PROJECT_ROOT
+
+    copy = tmp_path / "my-project"
+    (copy / "infra").mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "Pulumi.yaml", copy / "Pulumi.yaml")
+    shutil.copytree(PROJECT_ROOT / "stacks", copy / "stacks")
+    path = copy / "stacks" / "Pulumi.local.yaml"
+    stack = yaml.safe_load(path.read_text())
+    stack["config"]["leanrag:workload"]["outputTokens"] = 48
+    path.write_text(yaml.safe_dump(stack))
+    monkeypatch.chdir(copy / "infra")  # a subfolder: found by walking up to Pulumi.yaml
+    result = runner.invoke(app, ["plan", "--stack", "local", "--output", str(tmp_path / "p.json")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "p.json").read_text())["gate"]["output_tokens"] == 48
+    monkeypatch.chdir(tmp_path)
+    missing = runner.invoke(app, ["plan", "--stack", "local"])
+    assert missing.exit_code == 2
+    assert "no Pulumi.yaml in" in missing.output and "--stacks-dir" in missing.output
+    explicit = runner.invoke(app, ["plan", "--stack", "local", "--stacks-dir",
+                                   str(copy / "stacks")])  # fmt: skip
+    assert explicit.exit_code == 0, explicit.output
