@@ -107,7 +107,8 @@ def test_local_up_runs_every_step_and_down_cleans_up(run_dir: Path) -> None:
         gate["targets"]["capacity_requests_per_s"]
         == (summary["predicted_capacity_at_slo"]["requests_per_s"])
     )
-    assert gate["capacity_at_slo"]["measured"]["probes"]
+    # The CPU build streams in bursts: capacity at the SLO is searched on GPUs only.
+    assert gate["capacity_at_slo"]["measured"] is None and gate["capacity_search"] is False
     assert set(summary["steps_seconds"]) >= {"model", "quantize", "serve", "ingest", "rag",
                                               "speed-probe", "benchmark"}  # fmt: skip
 
