@@ -71,7 +71,9 @@ def test_head_of_line_probe_finds_the_stall_a_long_prompt_causes() -> None:
         )
     )
     assert result["step_tokens"] == 256
-    assert result["worst_gap_during_document_s"] == pytest.approx(STALL_S, abs=0.08)
+    # At least the server's stall; a loaded 2-core CI host may add its own pause on top
+    # (0.72 s seen once), so the upper bound only rules out measuring something else.
+    assert STALL_S - 0.05 <= result["worst_gap_during_document_s"] <= STALL_S + 0.6
     assert all(g >= STALL_S - 0.05 for g in result["worst_gap_per_stream_s"])
     # Steady decoding before the document: gaps near one step, far below the stall.
     assert result["worst_gap_before_document_s"] < STALL_S / 2
