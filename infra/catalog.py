@@ -39,6 +39,9 @@ class Accelerator:
     # Share of the datasheet-efficiency compute rate the device reached under the product's
     # gate (long RAG prompts are prefill-bound): 1.0 where it was never measured that way.
     compute_scale: float = 1.0
+    # The same for 8-bit matmuls (FP8 / INT8 W8A8) where they were measured apart from the
+    # 16-bit ones; None: `compute_scale`.
+    compute_scale_8bit: float | None = None
     # Largest step budget (max-num-batched-tokens) worth asking for; None: the plan's own cap.
     max_batched_tokens: int | None = None
     note: str = ""
@@ -72,11 +75,15 @@ ACCELERATORS: dict[str, Accelerator] = {
             quantizations=_ALL_GPU_SCHEMES,
             fp8_kv_cache=True,
             runtime_overhead_gib=1.0,
-            # The product's gate on one H200 (vLLM 0.25.1, prod's plan: FP8 + FP8 KV, 2048-token
-            # steps, 6400 in / 384 out, 16-112 streams, 2026-12-02): 0.8 puts the scheduler
-            # simulation within 2 % of every level's req/s and 0-8 % of its ITL p95
-            # (benchmarks/results/gpu_h200_gate/, tests/unit/test_sizing_calibration.py).
-            compute_scale=0.8,
+            # The product's gate on one H200 (vLLM 0.25.1, 6400 in / 384 out, 2026-12-02;
+            # benchmarks/results/gpu_h200_gate/, tests/unit/test_sizing_calibration.py):
+            # stock vLLM (bf16, 8192-token steps) at 58 streams fixes the 16-bit scale, 1.1
+            # (req/s and ITL p95 within 2 %); FP8 + FP8 KV with 2048-token steps at 16-112
+            # streams (and 86 with max-num-seqs 113) then fixes the 8-bit one, 0.77: req/s
+            # within 2 %, ITL p95 within 7 % at all six levels. FP8 matmuls here run only
+            # ≈ 1.05× as fast as bf16 ones, not 2×: attention stays 16-bit.
+            compute_scale=1.1,
+            compute_scale_8bit=0.77,
         ),
         Accelerator(
             name="A100-80GB",

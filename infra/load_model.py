@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from infra.catalog import Accelerator, ModelArchitecture
-from infra.sizing import ServingKnobs, Workload, step_seconds
+from infra.sizing import ServingKnobs, StepCost, Workload
 
 # Requests simulated after the warm-up wave: enough for a stable p95, few enough to stay fast.
 MEASURED_REQUESTS = 120
@@ -59,8 +59,7 @@ class _Request:
     arrival: float
     prompt_left: int  # uncached prompt tokens still to prefill
     prompt_done: int  # context already in the KV cache (cached prefix + prefilled)
-    output_left: int
-    first_token: float | None = None
+    first_token: float = 0.0
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -91,72 +90,78 @@ def simulate(
     )
     max_running = knobs.max_num_seqs or concurrency
 
-    def new(now: float) -> _Request:
-        return _Request(now, uncached, cached, output)
+    cost = StepCost.of(architecture, accelerator, knobs)
 
+    def new(now: float) -> _Request:
+        return _Request(now, uncached, cached)
+
+    # Running requests are either prefilling (arrival order) or decoding: a decoding request
+    # adds one token per step, so its finishing step is known when its prompt completes, and
+    # the decoding context grows by one token per decoding request per step.
     waiting: deque[_Request] = deque(new(0.0) for _ in range(concurrency))
-    running: list[_Request] = []
+    prefilling: deque[_Request] = deque()
+    finishing: dict[int, list[_Request]] = {}
+    decoding = decode_context = running = 0
     now = 0.0
-    finished = 0
+    step = finished = 0
     warmup = concurrency
     ttfts: list[float] = []
     itls: list[float] = []
     e2es: list[float] = []
     completions: list[float] = []
+
+    def complete(request: _Request) -> None:
+        nonlocal finished
+        finished += 1
+        if finished > warmup:
+            completions.append(now)
+            ttfts.append(request.first_token - request.arrival)
+            itls.append((now - request.first_token) / max(output - 1, 1))
+            e2es.append(now - request.arrival)
+        waiting.append(new(now))
+
     while len(ttfts) < measured_requests:
-        # Running requests first (arrival order), then admissions, within the step budget.
-        left = budget
-        decode_tokens = decode_context = 0
+        # Decoding requests first, then prompts being prefilled in arrival order, then
+        # admissions, within the step budget (vLLM V1 with chunked prefill).
+        left = budget - decoding
         chunks: list[tuple[_Request, int]] = []
-        for request in running:
-            if request.prompt_left == 0:
-                decode_tokens += 1
-                decode_context += request.prompt_done
-                left -= 1
-        for request in running:
-            if request.prompt_left and left > 0:
-                take = min(request.prompt_left, left)
-                chunks.append((request, take))
-                left -= take
-        while waiting and left > 0 and len(running) < max_running:
-            request = waiting.popleft()
-            running.append(request)
+        for request in prefilling:
+            if left <= 0:
+                break
             take = min(request.prompt_left, left)
             chunks.append((request, take))
             left -= take
-        duration = step_seconds(
-            architecture,
-            accelerator,
-            knobs,
-            decode_tokens=decode_tokens,
-            decode_context_tokens=decode_context,
-            prefill_chunks=[(take, request.prompt_done) for request, take in chunks],
+        while waiting and left > 0 and running < max_running:
+            request = waiting.popleft()
+            prefilling.append(request)
+            running += 1
+            take = min(request.prompt_left, left)
+            chunks.append((request, take))
+            left -= take
+        now += cost.seconds(
+            decoding, decode_context, [(take, request.prompt_done) for request, take in chunks]
         )
-        now += duration
+        step += 1
+        decode_context += decoding
+        for request in finishing.pop(step, ()):
+            decoding -= 1
+            decode_context -= request.prompt_done + output - 1
+            running -= 1
+            complete(request)
         for request, take in chunks:
             request.prompt_left -= take
             request.prompt_done += take
-        done: list[_Request] = []
-        for request in running:
             if request.prompt_left:
                 continue
-            if request.first_token is None:
-                request.first_token = now  # the step that finishes a prompt samples a token
+            prefilling.remove(request)
+            request.first_token = now  # the step that finishes a prompt samples a token
+            if output == 1:
+                running -= 1
+                complete(request)
             else:
-                request.prompt_done += 1
-            request.output_left -= 1
-            if request.output_left <= 0:
-                done.append(request)
-        for request in done:
-            running.remove(request)
-            finished += 1
-            if finished > warmup:
-                completions.append(now)
-                first = request.first_token or now
-                ttfts.append(first - request.arrival)
-                itls.append((now - first) / max(output - 1, 1))
-                e2es.append(now - request.arrival)
-            waiting.append(new(now))
+                decoding += 1
+                decode_context += request.prompt_done
+                finishing.setdefault(step + output - 1, []).append(request)
     span = completions[-1] - completions[0]
     return LoadPoint(
         concurrency=concurrency,
@@ -216,3 +221,69 @@ def _missed(point: LoadPoint, ttft_target_ms: float, itl_target_ms: float) -> st
     ttft_bad = point.ttft_p95_ms > ttft_target_ms
     itl_bad = point.itl_p95_ms > itl_target_ms
     return "both" if ttft_bad and itl_bad else "ttft" if ttft_bad else "itl"
+
+
+class SimulatedReplica:
+    """`sizing.LoadModel` by this simulation: one replica of a model on an accelerator under a
+    workload and latency targets, memoised (the planner asks the same questions often).
+
+    The traffic is the workload's without a shared cached prefix — every prompt its own
+    retrieved context, as the gate's goodput search sends it — so the capacity the plan sizes
+    replicas from is the one the gate can prove; a cached shared document is headroom."""
+
+    def __init__(
+        self,
+        architecture: ModelArchitecture,
+        accelerator: Accelerator,
+        workload: Workload,
+        ttft_target_ms: float,
+        itl_target_ms: float,
+    ) -> None:
+        self.architecture = architecture
+        self.accelerator = accelerator
+        self.workload = replace(workload, shared_prefix_share=0.0)
+        self.ttft_target_ms = ttft_target_ms
+        self.itl_target_ms = itl_target_ms
+        self._points: dict[tuple[ServingKnobs, int], LoadPoint] = {}
+        self._capacities: dict[tuple[ServingKnobs, int], SloCapacity] = {}
+
+    def capacity(self, knobs: ServingKnobs, ceiling: int) -> SloCapacity:
+        """Capacity at the SLO of a server allowed `ceiling` sequences (or its own cap)."""
+        key = (knobs, ceiling)
+        if key not in self._capacities:
+            self._capacities[key] = capacity_at_slo(
+                self.architecture,
+                self.accelerator,
+                served_knobs(knobs, ceiling),
+                self.workload,
+                self.ttft_target_ms,
+                self.itl_target_ms,
+                ceiling=min(ceiling, knobs.max_num_seqs or ceiling),
+            )
+        return self._capacities[key]
+
+    def slo_concurrency(self, knobs: ServingKnobs, ceiling: int) -> int:
+        point = self.capacity(knobs, ceiling).point
+        return point.concurrency if point else 0
+
+    def at(self, knobs: ServingKnobs, concurrency: int) -> LoadPoint:
+        """Steady state with `concurrency` clients, the server started for them."""
+        key = (knobs, concurrency)
+        if key not in self._points:
+            self._points[key] = simulate(
+                self.architecture,
+                self.accelerator,
+                served_knobs(knobs, concurrency),
+                self.workload,
+                concurrency,
+            )
+        return self._points[key]
+
+
+def served_knobs(knobs: ServingKnobs, max_num_seqs: int) -> ServingKnobs:
+    """The knobs vLLM actually runs with: the planned sequences per step, and a step budget no
+    smaller than them (vLLM rejects a budget below max-num-seqs)."""
+    seqs = knobs.max_num_seqs or max_num_seqs
+    return replace(
+        knobs, max_num_seqs=seqs, max_num_batched_tokens=max(knobs.max_num_batched_tokens, seqs)
+    )

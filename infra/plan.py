@@ -19,7 +19,7 @@ from infra.config import (
     RagConfig,
     StackConfig,
 )
-from infra.load_model import LoadPoint, SloCapacity, capacity_at_slo, simulate
+from infra.load_model import LoadPoint, SimulatedReplica, SloCapacity, served_knobs
 from infra.sizing import (
     MAX_NUM_SEQS,
     DeploymentSizing,
@@ -228,6 +228,24 @@ class GatePlan:
     # concurrency) after warm-up and before cool-down.
     min_measured_requests: int
     cost_per_hour_usd: float
+    # Replicas the figures above are for (throughput and capacity are the deployment's).
+    replicas: int = 1
+
+    def one_replica(self) -> GatePlan:
+        """The share of one replica: for gating a single replica (a canary, or one GPU of a
+        plan that needs several) against its part of the plan."""
+        n = max(self.replicas, 1)
+        return replace(
+            self,
+            concurrency=max(1, math.ceil(self.concurrency / n)),
+            min_throughput_rps=self.min_throughput_rps / n,
+            predicted_requests_per_s=self.predicted_requests_per_s / n,
+            predicted_output_tokens_per_s=self.predicted_output_tokens_per_s / n,
+            capacity_concurrency=self.capacity_concurrency // n,
+            capacity_requests_per_s=self.capacity_requests_per_s / n,
+            cost_per_hour_usd=self.cost_per_hour_usd / n,
+            replicas=1,
+        )
 
 
 @dataclass(frozen=True)
@@ -305,6 +323,7 @@ def build_plan(
     workload = _workload(config)
     targets = Targets(config.slo.ttft_p95_ms, config.slo.itl_p95_ms, config.slo.min_throughput_rps)
     serving = config.serving
+    load_model = _load_model(config, accelerator)
 
     def size(knobs: ServingKnobs) -> DeploymentSizing:
         return size_deployment(
@@ -316,6 +335,7 @@ def build_plan(
             min_replicas=max(serving.min_replicas, 1),
             max_replicas=serving.max_replicas,
             max_num_seqs_pinned=serving.max_num_seqs is not None,
+            load_model=load_model,
         )
 
     candidates = [
@@ -323,11 +343,15 @@ def build_plan(
     ]
     sized = [(knobs, size(knobs)) for knobs in candidates]
     fitting = [pair for pair in sized if pair[1].fits]
+    # The planned users within the SLO on the fewest GPUs. (Not the lowest cost per request:
+    # in a closed loop more GPUs shorten every request, so users send more of them.)
     knobs, sizing = (
-        min(fitting, key=lambda pair: (pair[1].cost_per_request_usd, pair[0].tensor_parallel_size))
+        min(fitting, key=lambda pair: (pair[1].gpus, pair[0].tensor_parallel_size))
         if fitting
         else sized[0]
     )
+    if sizing.fits and serving.max_num_batched_tokens is None and serving.enable_chunked_prefill:
+        knobs, sizing = _best_step_budget((knobs, sizing), size, accelerator)
     problems = tuple(
         PlanProblem(problem.what, _smallest_fix(config, knobs, size, accelerator))
         for problem in sizing.problems
@@ -336,8 +360,8 @@ def build_plan(
     baseline_knobs = stock_knobs(accelerator, knobs.max_model_len, knobs.tensor_parallel_size)
     baseline = size(baseline_knobs)
     concurrency = max(sizing.replica.concurrency, 1)
-    served = served_knobs(knobs, concurrency)
-    slo, planned_load = _capacity_at_slo(config, accelerator, served, sizing)
+    # The search that sized the replica (cached): what limits it, not the cap it then gets.
+    slo, planned_load = _capacity_at_slo(load_model, knobs, sizing)
     weights_gib = weight_bytes(architecture, knobs.quantization) / GIB
     source_gib = weight_bytes(architecture, "none") / GIB
     compressed = knobs.quantization != "none"
@@ -433,6 +457,7 @@ def build_plan(
             shape_tolerance=SHAPE_TOLERANCE,
             min_measured_requests=MIN_MEASURED_REQUESTS,
             cost_per_hour_usd=sizing.cost_per_hour_usd,
+            replicas=sizing.replicas,
         ),
         curves=_curves(config, knobs, sizing, baseline, accelerator),
         vector_store_uri=_vector_store_uri(config),
@@ -543,27 +568,54 @@ def _optimized_knobs(config: StackConfig, accelerator: Accelerator, tp: int) -> 
     )
 
 
-def _capacity_at_slo(
-    config: StackConfig, accelerator: Accelerator, served: ServingKnobs, sizing: DeploymentSizing
-) -> tuple[SloCapacity, LoadPoint]:
-    """Capacity at the SLO per replica — the scheduler simulation of the server as it is
-    started (its max-num-seqs and step budget), bounded by what its KV cache admits — and
-    one replica at its share of the planned users."""
-    architecture = config.resolved_model.architecture
-    # Like with like: the goodput search sends the RAG shape without a shared document (each
-    # prompt its own retrieved context), so the prediction assumes no cached prefix either.
-    workload = replace(_workload(config), shared_prefix_share=0.0)
-    slo = capacity_at_slo(
-        architecture,
+STEP_BUDGETS = (1024, 2048, 4096, 8192)
+
+
+def _best_step_budget(
+    pair: tuple[ServingKnobs, DeploymentSizing],
+    size: Callable[[ServingKnobs], DeploymentSizing],
+    accelerator: Accelerator,
+) -> tuple[ServingKnobs, DeploymentSizing]:
+    """The prefill step budget (max-num-batched-tokens) with the most requests in flight
+    within both targets: a larger step prefills faster (TTFT, throughput) but stalls every
+    decoding stream longer (ITL). The ITL-fitted budget is the first candidate."""
+    knobs = pair[0]
+    ceiling = accelerator.max_batched_tokens or MAX_BATCHED_TOKENS
+    best = pair
+    for budget in STEP_BUDGETS:
+        if budget == knobs.max_num_batched_tokens or not MIN_BATCHED_TOKENS <= budget <= ceiling:
+            continue
+        candidate = with_knobs(knobs, max_num_batched_tokens=budget)
+        sized = size(candidate)
+        score = (sized.replica.concurrency, sized.replica.speed.requests_per_s)
+        if sized.fits and score > (
+            best[1].replica.concurrency,
+            best[1].replica.speed.requests_per_s,
+        ):
+            best = (candidate, sized)
+    return best
+
+
+def _load_model(config: StackConfig, accelerator: Accelerator) -> SimulatedReplica:
+    return SimulatedReplica(
+        config.resolved_model.architecture,
         accelerator,
-        served,
-        workload,
+        _workload(config),
         config.slo.ttft_p95_ms,
         config.slo.itl_p95_ms,
-        ceiling=min(sizing.replica.kv_concurrency, served.max_num_seqs or MAX_NUM_SEQS),
     )
-    per_replica = max(1, math.ceil(workload.concurrent_users / sizing.replicas))
-    return slo, simulate(architecture, accelerator, served, workload, per_replica)
+
+
+def _capacity_at_slo(
+    model: SimulatedReplica, knobs: ServingKnobs, sizing: DeploymentSizing
+) -> tuple[SloCapacity, LoadPoint]:
+    """Capacity at the SLO per replica — the scheduler simulation of a server with these
+    knobs (a pinned max-num-seqs caps it), bounded by what its KV cache admits — and one
+    replica at its share of the planned users."""
+    ceiling = min(sizing.replica.kv_concurrency, knobs.max_num_seqs or MAX_NUM_SEQS)
+    served = served_knobs(knobs, sizing.replica.concurrency)
+    per_replica = max(1, math.ceil(model.workload.concurrent_users / sizing.replicas))
+    return model.capacity(knobs, ceiling), model.at(served, per_replica)
 
 
 def _capacity_fields(slo: SloCapacity, planned_load: LoadPoint, replicas: int) -> dict:
@@ -575,21 +627,19 @@ def _capacity_fields(slo: SloCapacity, planned_load: LoadPoint, replicas: int) -
     }
 
 
+def baseline_gate(plan: DeploymentPlan, config: StackConfig) -> GatePlan:
+    """The gate's predictions for stock vLLM (`plan.baseline_vllm`) on the same replicas."""
+    model = _load_model(config, accelerator_for(config))
+    slo, planned_load = _capacity_at_slo(model, plan.baseline.replica.knobs, plan.sizing)
+    return replace(plan.gate, **_capacity_fields(slo, planned_load, plan.sizing.replicas))
+
+
 def repredict_gate(plan: DeploymentPlan, config: StackConfig, measured: Accelerator) -> GatePlan:
     """The gate's predictions for the server already started from `plan`, on an accelerator
     whose figures were measured (its arguments stay; only what it is expected to do changes)."""
     served = served_knobs(plan.sizing.replica.knobs, plan.vllm.max_num_seqs)
-    slo, planned_load = _capacity_at_slo(config, measured, served, plan.sizing)
+    slo, planned_load = _capacity_at_slo(_load_model(config, measured), served, plan.sizing)
     return replace(plan.gate, **_capacity_fields(slo, planned_load, plan.sizing.replicas))
-
-
-def served_knobs(knobs: ServingKnobs, max_num_seqs: int) -> ServingKnobs:
-    """The knobs vLLM actually runs with: the planned sequences per step, and a step budget no
-    smaller than them (vLLM rejects a budget below max-num-seqs)."""
-    seqs = knobs.max_num_seqs or max_num_seqs
-    return replace(
-        knobs, max_num_seqs=seqs, max_num_batched_tokens=max(knobs.max_num_batched_tokens, seqs)
-    )
 
 
 def _vllm_args(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from infra.catalog import GIB, Accelerator, ModelArchitecture, embedding_parameter_count
 
@@ -169,13 +170,18 @@ def kv_concurrency_for_workload(kv_cache_tokens: int, workload: Workload, cachin
 
 
 def _compute_rate_flops(accelerator: Accelerator, quantization: str, tp: int) -> float:
+    scale_8bit = accelerator.compute_scale_8bit or accelerator.compute_scale
     if quantization == "fp8" and accelerator.fp8_tflops:
-        peak, efficiency = accelerator.fp8_tflops, COMPUTE_EFFICIENCY_8BIT
+        peak, efficiency, scale = accelerator.fp8_tflops, COMPUTE_EFFICIENCY_8BIT, scale_8bit
     elif quantization == "int8-w8a8" and accelerator.int8_tops:
-        peak, efficiency = accelerator.int8_tops, COMPUTE_EFFICIENCY_8BIT
+        peak, efficiency, scale = accelerator.int8_tops, COMPUTE_EFFICIENCY_8BIT, scale_8bit
     else:  # bf16 activations (none, w4a16)
-        peak, efficiency = accelerator.bf16_tflops, COMPUTE_EFFICIENCY_16BIT
-    return peak * 1e12 * efficiency * accelerator.compute_scale * tp
+        peak, efficiency, scale = (
+            accelerator.bf16_tflops,
+            COMPUTE_EFFICIENCY_16BIT,
+            accelerator.compute_scale,
+        )
+    return peak * 1e12 * efficiency * scale * tp
 
 
 def _attention_rate_flops(accelerator: Accelerator, tp: int) -> float:
@@ -328,6 +334,40 @@ def prefill_chunk_tokens_for_itl(
 # --- one replica, fully sized ----------------------------------------------------------------
 
 
+class LoadFigures(Protocol):
+    """One replica's steady state at some number of requests in flight."""
+
+    @property
+    def requests_per_s(self) -> float: ...
+
+    @property
+    def itl_p95_ms(self) -> float: ...
+
+
+class LoadModel(Protocol):
+    """Latency under load (`infra.load_model.SimulatedReplica` simulates vLLM's scheduler):
+    where it is given, replicas are sized from the most requests in flight that meet both the
+    TTFT and ITL targets, and throughput at a load is what it predicts."""
+
+    def slo_concurrency(self, knobs: ServingKnobs, ceiling: int) -> int: ...
+
+    def at(self, knobs: ServingKnobs, concurrency: int) -> LoadFigures: ...
+
+
+def _under_load(
+    speed: ReplicaSpeed, model: LoadModel | None, knobs: ServingKnobs, workload: Workload
+) -> ReplicaSpeed:
+    if model is None:
+        return speed
+    point = model.at(knobs, speed.batch)
+    return replace(
+        speed,
+        requests_per_s=point.requests_per_s,
+        output_tokens_per_s=point.requests_per_s * workload.output_tokens,
+        itl_p95_ms=point.itl_p95_ms,
+    )
+
+
 @dataclass(frozen=True)
 class ReplicaSizing:
     knobs: ServingKnobs
@@ -348,8 +388,10 @@ def size_replica(
     knobs: ServingKnobs,
     workload: Workload,
     targets: Targets,
+    load_model: LoadModel | None = None,
 ) -> ReplicaSizing:
-    """Capacity and speed of one replica; `concurrency` is what it serves within the SLOs."""
+    """Capacity and speed of one replica; `concurrency` is what it serves within the SLOs:
+    by `load_model` (both targets) where given, else by the analytic ITL model alone."""
     memory = kv_cache_capacity(architecture, accelerator, knobs)
     kv_concurrency = kv_concurrency_for_workload(
         memory.kv_cache_tokens, workload, knobs.enable_prefix_caching
@@ -359,7 +401,12 @@ def size_replica(
     def speed(batch: int) -> ReplicaSpeed:
         return replica_speed(architecture, accelerator, knobs, workload, batch)
 
-    slo_concurrency = _largest_batch(lambda b: speed(b).itl_p95_ms <= targets.itl_p95_ms, ceiling)
+    if load_model is not None:
+        slo_concurrency = load_model.slo_concurrency(knobs, ceiling) if ceiling else 0
+    else:
+        slo_concurrency = _largest_batch(
+            lambda b: speed(b).itl_p95_ms <= targets.itl_p95_ms, ceiling
+        )
     concurrency = max(min(slo_concurrency, ceiling), 1 if ceiling else 0)
     kv_read = workload.prompt_tokens + workload.output_tokens / 2
     batch1 = memory_step_seconds(architecture, accelerator, knobs, 1, kv_read)
@@ -374,7 +421,7 @@ def size_replica(
         kv_concurrency=kv_concurrency,
         slo_concurrency=slo_concurrency,
         concurrency=concurrency,
-        speed=speed(max(concurrency, 1)),
+        speed=_under_load(speed(max(concurrency, 1)), load_model, knobs, workload),
         batch1_tokens_per_s=1 / batch1,
         bandwidth_bound_tokens_per_s=max(concurrency, 1) / at_concurrency,
     )
@@ -433,9 +480,10 @@ def size_deployment(
     min_replicas: int,
     max_replicas: int | None = None,
     max_num_seqs_pinned: bool = False,
+    load_model: LoadModel | None = None,
 ) -> DeploymentSizing:
     """Replicas, GPUs and cost for the workload, with every reason it does not fit."""
-    replica = size_replica(architecture, pool.accelerator, knobs, workload, targets)
+    replica = size_replica(architecture, pool.accelerator, knobs, workload, targets, load_model)
     tp = knobs.tensor_parallel_size
     capacity = (pool.gpus_per_node * pool.max_nodes) // tp
     max_replicas = min(max_replicas, capacity) if max_replicas else capacity
@@ -446,7 +494,8 @@ def size_deployment(
 
     def at_load(count: int) -> ReplicaSpeed:
         batch = min(math.ceil(workload.concurrent_users / count), per_replica_capacity)
-        return replica_speed(architecture, pool.accelerator, knobs, workload, batch)
+        speed = replica_speed(architecture, pool.accelerator, knobs, workload, batch)
+        return _under_load(speed, load_model, knobs, workload)
 
     load = at_load(replicas)
     # Requests in flight bound throughput (closed loop): more replicas only shorten each
@@ -460,8 +509,9 @@ def size_deployment(
         problems.append(
             SizingProblem(
                 f"{replicas} replicas of {tp} GPU(s) are needed for {workload.concurrent_users} "
-                f"concurrent users at ≤ {targets.itl_p95_ms:g} ms ITL, but the pool holds "
-                f"{max_replicas}",
+                f"concurrent users within TTFT p95 {targets.ttft_p95_ms:g} ms and ITL p95 "
+                f"{targets.itl_p95_ms:g} ms ({per_replica_capacity} per replica), but the pool "
+                f"holds {max_replicas}",
                 f"raise gpuPool.maxNodes to {nodes}",
             )
         )
@@ -538,8 +588,10 @@ def _problems(
     elif replica.slo_concurrency == 0:
         problems.append(
             SizingProblem(
-                "even one request decodes slower than the ITL target "
-                f"({replica.speed.itl_p95_ms:.1f} ms > {targets.itl_p95_ms:g} ms)",
+                "even one request in flight misses a latency target (ITL p95 "
+                f"{replica.speed.itl_p95_ms:.1f} ms vs {targets.itl_p95_ms:g} ms, TTFT on an "
+                f"idle replica {replica.speed.ttft_unloaded_ms:.0f} ms vs "
+                f"{targets.ttft_p95_ms:g} ms)",
                 "",
             )
         )
@@ -577,6 +629,63 @@ def with_knobs(knobs: ServingKnobs, **changes: object) -> ServingKnobs:
     return replace(knobs, **changes)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class StepCost:
+    """One engine step's roofline cost, reduced to coefficients (the scheduler simulation
+    costs hundreds of thousands of steps): memory = weights + context read; compute is linear
+    in tokens and in the context they attend to."""
+
+    weight_bytes: float
+    kv_bytes_per_token: float
+    bandwidth: float  # bytes/s actually reached
+    matmul_s_per_token: float
+    attention_s_per_context_token: float
+    step_overhead_s: float
+    sequence_overhead_s: float
+
+    @classmethod
+    def of(
+        cls, architecture: ModelArchitecture, accelerator: Accelerator, knobs: ServingKnobs
+    ) -> StepCost:
+        tp = knobs.tensor_parallel_size
+        heads = architecture.num_attention_heads * architecture.head_dim
+        return cls(
+            weight_bytes=weight_bytes(architecture, knobs.quantization) / tp,
+            kv_bytes_per_token=kv_cache_bytes_per_token_per_gpu(
+                architecture, knobs.kv_cache_dtype, tp
+            ),
+            bandwidth=accelerator.memory_bandwidth_gb_s * 1e9 * MEMORY_BANDWIDTH_EFFICIENCY,
+            matmul_s_per_token=matmul_flops_per_token(architecture)
+            / _compute_rate_flops(accelerator, knobs.quantization, tp),
+            attention_s_per_context_token=4
+            * architecture.num_layers
+            * heads
+            / _attention_rate_flops(accelerator, tp),
+            step_overhead_s=accelerator.step_overhead_ms / 1e3,
+            sequence_overhead_s=accelerator.sequence_overhead_ms / 1e3,
+        )
+
+    def seconds(
+        self, decode_tokens: int, decode_context_tokens: int, prefill_chunks: list[tuple[int, int]]
+    ) -> float:
+        prefill_tokens = prefill_start = 0
+        prefill_attention = 0.0
+        for tokens, start in prefill_chunks:
+            prefill_tokens += tokens
+            prefill_start += start
+            prefill_attention += tokens * (start + tokens / 2)
+        read = decode_context_tokens + prefill_start
+        moved = self.weight_bytes + read * self.kv_bytes_per_token
+        work = (
+            decode_tokens + prefill_tokens
+        ) * self.matmul_s_per_token + self.attention_s_per_context_token * (
+            decode_context_tokens + prefill_attention
+        )
+        sequences = decode_tokens + len(prefill_chunks)
+        host = self.step_overhead_s + sequences * self.sequence_overhead_s
+        return max(moved / self.bandwidth, work) + host
+
+
 def step_seconds(
     architecture: ModelArchitecture,
     accelerator: Accelerator,
@@ -589,17 +698,6 @@ def step_seconds(
     tokens in all) and prefill chunks of (tokens, context already cached): the longer of its
     memory time (weights once, every context's KV cache read) and its compute time, plus the
     host's per-step overhead."""
-    tp = knobs.tensor_parallel_size
-    kv_per_token = kv_cache_bytes_per_token_per_gpu(architecture, knobs.kv_cache_dtype, tp)
-    kv_read = decode_context_tokens + sum(start for _, start in prefill_chunks)
-    moved = weight_bytes(architecture, knobs.quantization) / tp + kv_read * kv_per_token
-    bandwidth = accelerator.memory_bandwidth_gb_s * 1e9 * MEMORY_BANDWIDTH_EFFICIENCY
-
-    def compute(tokens: float, context: float) -> float:
-        return compute_seconds(architecture, accelerator, knobs.quantization, tp, tokens, context)
-
-    work = compute(decode_tokens, decode_context_tokens / max(decode_tokens, 1))
-    work += sum(compute(tokens, start + tokens / 2) for tokens, start in prefill_chunks)
-    sequences = decode_tokens + len(prefill_chunks)
-    host_ms = accelerator.step_overhead_ms + sequences * accelerator.sequence_overhead_ms
-    return max(moved / bandwidth, work) + host_ms / 1e3
+    return StepCost.of(architecture, accelerator, knobs).seconds(
+        decode_tokens, decode_context_tokens, prefill_chunks
+    )

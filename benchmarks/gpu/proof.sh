@@ -10,7 +10,7 @@
 # → JSON + server logs in $OUT. OPTIMIZED is the prod stack's plan (`leanrag plan --stack prod`;
 # tests/unit/test_gpu_proof.py keeps it in step): FP8 weights (`--quantization fp8` applies to
 # the random weights what the compressed checkpoint carries), FP8 KV, util 0.92, max-num-seqs
-# 240, 2048-token steps, prefix caching, chunked prefill; stock = vLLM's defaults on bf16.
+# 127 (the plan before 2026-12-02: 240), 2048-token steps, prefix caching, chunked prefill; stock = vLLM's defaults on bf16.
 # The head-of-line steps come from `python -m benchmarks.gpu.long_document_plan` (prod re-planned
 # for 100k-token documents on one GPU: 256-token steps at prod's 50 ms ITL target, 512 at 100).
 # Load: vLLM's own bench client for before/after (GuideLLM's wheels are not carried to the
@@ -20,7 +20,7 @@ what=$1 model=$2; shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 export PYTHONPATH=/tmp/site VLLM_NO_USAGE_STATS=1 HF_HUB_OFFLINE=1 VLLM_USE_FLASHINFER_SAMPLER=0
 out=${OUT:-/tmp/out}; mkdir -p "$out"
-OPTIMIZED=(--quantization fp8 --kv-cache-dtype fp8 --gpu-memory-utilization 0.92 --max-num-seqs 240
+OPTIMIZED=(--quantization fp8 --kv-cache-dtype fp8 --gpu-memory-utilization 0.92 --max-num-seqs 127
            --max-num-batched-tokens 2048 --enable-prefix-caching --enable-chunked-prefill)
 LONG_DOC_LEN=131072  # the long-document plan's max-model-len
 # hol with another tokenizer: LABEL_SUFFIX=-bpe PROBE_ARGS="--prompt-id-limit 100256" and the

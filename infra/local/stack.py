@@ -29,10 +29,11 @@ from typing import Any
 from infra.builders.benchmark import gate_plan_json
 from infra.calibration import SpeedProbe, calibrate
 from infra.config import StackConfig
+from infra.load_model import served_knobs
 from infra.local import processes
 from infra.local.llama_stack import command as llama_stack_command
 from infra.local.llama_stack import local_run_config, prepare_tiktoken_cache
-from infra.plan import DeploymentPlan, accelerator_for, repredict_gate, served_knobs
+from infra.plan import DeploymentPlan, accelerator_for, repredict_gate
 from infra.stack_source import PROJECT_ROOT
 from workloads.vllm_plugin import write_plugin_folder
 

@@ -59,6 +59,54 @@ def test_prod_uses_fp8_everywhere_and_two_replicas(plans: dict[str, DeploymentPl
     assert prod.autoscaling.max_replicas >= prod.sizing.replicas
 
 
+@pytest.mark.parametrize("stack", ALL_STACKS)
+def test_replicas_are_sized_from_the_simulated_capacity_at_the_slo(
+    plans: dict[str, DeploymentPlan], stack: str
+) -> None:
+    """Each replica takes at most the requests in flight the scheduler simulation says meet
+    both targets; the gate checks that capacity for the whole deployment."""
+    plan = plans[stack]
+    per_replica = plan.sizing.replica.concurrency
+    users = plan.workload.concurrent_users
+    assert plan.sizing.replicas >= -(-users // per_replica)
+    assert plan.gate.capacity_concurrency == plan.sizing.replicas * per_replica
+    assert plan.gate.replicas == plan.sizing.replicas
+    one = plan.gate.one_replica()
+    assert one.capacity_concurrency == per_replica
+    assert one.concurrency == -(-users // plan.sizing.replicas)
+    assert one.min_throughput_rps == pytest.approx(
+        plan.gate.min_throughput_rps / plan.sizing.replicas
+    )
+
+
+def test_a_tighter_ttft_target_takes_more_gpus() -> None:
+    raw = edited(stack_raw("prod"), "workload.concurrentUsers", 380)
+    loose = plan_of(raw)
+    tight = plan_of(edited(raw, "slo.ttftP95Ms", 350))
+    assert tight.sizing.gpus > loose.sizing.gpus
+    per_gpu = {
+        plan.sizing.replica.concurrency / plan.vllm.tensor_parallel_size for plan in (tight, loose)
+    }
+    assert min(per_gpu) == tight.sizing.replica.concurrency / tight.vllm.tensor_parallel_size
+
+
+def test_the_step_budget_is_the_one_with_the_most_capacity() -> None:
+    """A step budget trades TTFT (prefill speed) against ITL (how long a prefill chunk stalls
+    decoding): on the H200 at prod's shape the plan's budget gives at least the capacity of
+    every pinned one, and strictly more than a small or a large one."""
+    from benchmarks.gpu.h200.plans import h200_config
+
+    plan = build_plan(h200_config("rag"), "prod-h200")
+    raw = edited(edited(stack_raw("prod"), "gpuPool.gpu", "H200"), "serving.minReplicas", 1)
+    capacity = {
+        budget: plan_of(edited(raw, "serving.maxNumBatchedTokens", budget)).sizing.replica
+        for budget in (1024, 1536, 2048, 4096, 8192)
+    }
+    assert all(plan.sizing.replica.concurrency >= r.concurrency for r in capacity.values())
+    assert plan.sizing.replica.concurrency > capacity[1024].concurrency
+    assert plan.sizing.replica.concurrency > capacity[8192].concurrency
+
+
 def test_prefill_chunk_keeps_decode_within_itl(plans: dict[str, DeploymentPlan]) -> None:
     prod = plans["prod"]
     assert prod.sizing.replica.speed.prefill_step_ms <= prod.gate.itl_p95_ms

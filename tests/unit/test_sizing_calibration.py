@@ -18,6 +18,7 @@ import pytest
 
 from infra.catalog import ACCELERATORS, MODEL_PRESETS
 from infra.load_model import capacity_at_slo, simulate
+from infra.plan import build_plan
 from infra.sizing import (
     ServingKnobs,
     Workload,
@@ -205,3 +206,76 @@ def test_capacity_at_the_slo_on_the_h200_is_where_the_gate_found_it() -> None:
     assert capacity.limited_by == "itl"
     assert capacity.point.requests_per_s == pytest.approx(best["requests_per_s"], rel=0.15)
     assert capacity.point.concurrency == pytest.approx(max(within), rel=0.15)
+
+
+# --- the re-planned prod on an H200 (one replica), and stock vLLM, through the same gate -----
+
+STOCK_H200 = stock_knobs(ACCELERATORS["H200"], max_model_len=8192, tensor_parallel_size=1)
+
+
+def gate_report(name: str) -> dict:
+    document = json.loads((H200_GATE / f"{name}.json").read_text())
+    (level,) = document["runs"]["optimized"]["rag"]["levels"]
+    assert level["prompt_tokens_mean"] == 6400 and level["output_tokens_mean"] == 384
+    assert level["measured_requests"] >= 4 * level["concurrency"]
+    return document | {"level": level}
+
+
+def server_knobs(name: str) -> ServingKnobs:
+    """The knobs a committed server argument file started vLLM with."""
+    words = (H200_GATE / f"server-{name}.args").read_text().split()
+    flag = {words[i]: words[i + 1] for i in range(len(words) - 1) if words[i].startswith("--")}
+    return ServingKnobs(
+        quantization=flag.get("--quantization", "none"),
+        kv_cache_dtype=flag["--kv-cache-dtype"],
+        gpu_memory_utilization=float(flag["--gpu-memory-utilization"]),
+        tensor_parallel_size=int(flag["--tensor-parallel-size"]),
+        max_model_len=int(flag["--max-model-len"]),
+        max_num_batched_tokens=int(flag["--max-num-batched-tokens"]),
+        max_num_seqs=int(flag["--max-num-seqs"]),
+        enable_prefix_caching="--enable-prefix-caching" in words,
+        enable_chunked_prefill="--enable-chunked-prefill" in words,
+    )
+
+
+def test_the_stock_profile_is_vllms_defaults_as_the_plan_states_them() -> None:
+    assert server_knobs("rag-stock") == STOCK_H200
+
+
+@pytest.mark.parametrize(
+    ("report", "server"),
+    [("planned-optimized-c86", "rag-optimized"), ("stock-c58", "rag-stock")],
+)
+def test_simulation_matches_the_gate_for_both_profiles(report: str, server: str) -> None:
+    level = gate_report(report)["level"]
+    point = simulate(
+        LLAMA_8B, ACCELERATORS["H200"], server_knobs(server), PROD_RAG, level["concurrency"]
+    )
+    assert point.requests_per_s == pytest.approx(level["requests_per_s"], rel=0.05)
+    assert point.itl_p95_ms == pytest.approx(level["itl_ms"]["p95"], rel=0.15)
+
+
+def test_the_replanned_h200_prod_passes_its_gate_at_its_planned_load() -> None:
+    report = gate_report("planned-optimized-c86")
+    plan = json.loads((H200_GATE / "plan-prod-h200-rag-optimized.json").read_text())["gate"]
+    assert report["verdict"] == "pass"
+    assert report["level"]["concurrency"] == plan["concurrency"]
+    assert report["level"]["ttft_ms"]["p95"] <= plan["ttft_p95_ms"]
+    assert report["level"]["itl_ms"]["p95"] <= plan["itl_p95_ms"]
+
+
+def test_the_plans_capacity_at_the_slo_is_within_15_percent_of_the_gates() -> None:
+    """The H200 variant of prod, planned now, against the capacity the gate's levels found."""
+    from benchmarks.gpu.h200.plans import h200_config
+
+    plan = build_plan(h200_config("rag"), "prod-h200-rag").gate.one_replica()
+    levels = h200_levels()
+    within = [c for c, lv in levels.items() if lv["ttft_ms"]["p95"] <= 2000
+              and lv["itl_ms"]["p95"] <= 50]  # fmt: skip
+    assert plan.capacity_concurrency == pytest.approx(max(within), rel=0.15)
+    assert plan.capacity_requests_per_s == pytest.approx(
+        levels[max(within)]["requests_per_s"], rel=0.15
+    )
+    # The committed plan file is what the gate ran against, and what the planner says today.
+    committed = json.loads((H200_GATE / "plan-prod-h200-rag-optimized.json").read_text())["gate"]
+    assert committed["capacity_concurrency"] == plan.capacity_concurrency

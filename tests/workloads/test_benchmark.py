@@ -315,6 +315,22 @@ def test_the_plan_file_the_cli_writes_is_what_the_gate_reads() -> None:
     assert targets_from_plan(json.loads(plan_json(plan))) == plan.gate
     with pytest.raises(KeyError, match="lacks"):
         targets_from_plan({"gate": {"ttft_p95_ms": 1}})
+    # A plan written before `replicas` existed reads as one replica.
+    older = json.loads(plan_json(plan))
+    del older["gate"]["replicas"]
+    assert targets_from_plan(older).replicas == 1
+
+
+def test_one_replica_is_judged_against_its_share() -> None:
+    """`--one-replica`: the gate of a 3-replica plan, run on one replica, sends a third of the
+    users and expects a third of the throughput and capacity."""
+    plan = replace(TARGETS, concurrency=12, capacity_concurrency=48, replicas=3,
+                               min_throughput_rps=0.6, capacity_requests_per_s=120.0)  # fmt: skip
+    one = plan.one_replica()
+    assert (one.concurrency, one.capacity_concurrency, one.replicas) == (4, 16, 1)
+    assert one.min_throughput_rps == pytest.approx(0.2)
+    assert one.capacity_requests_per_s == pytest.approx(40.0)
+    assert one.one_replica() == one
 
 
 def test_a_hung_run_is_killed_within_its_limit() -> None:

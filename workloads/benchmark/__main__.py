@@ -64,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         help="requests each level must measure after warm-up (default: the plan's)",
     )
     parser.add_argument(
+        "--one-replica",
+        action="store_true",
+        help="the target is one replica of the plan's: judge it against its share of the "
+        "users, throughput and capacity",
+    )
+    parser.add_argument(
         "--skip-capacity-search",
         action="store_true",
         help="do not search the capacity at the SLO (the report says it was not measured)",
@@ -96,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
 
     plan = json.loads(args.plan.read_text())
     targets = targets_from_plan(plan)
+    one_replica_of = targets.replicas if args.one_replica else None
+    if args.one_replica:
+        targets = targets.one_replica()
     if args.min_requests:
         targets = dataclasses.replace(targets, min_measured_requests=args.min_requests)
     levels = tuple(args.concurrency) if args.concurrency else load_levels(targets.concurrency)
@@ -109,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         "random_weights": plan.get("model", {}).get("random_weights", False),
         "stack": plan.get("stack"),
         "capacity_search": "from report" if args.from_report else search,
+        "one_replica_of": one_replica_of,
     }
     # Live runs send the plan's prompt length to the server, chat template included.
     template = 0 if args.from_report else chat_template_tokens(args.tokenizer)

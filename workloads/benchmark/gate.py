@@ -32,10 +32,11 @@ def targets_from_plan(plan: dict[str, Any]) -> GatePlan:
     """The gate section of a plan written by `leanrag plan --output plan.json`."""
     gate = plan["gate"]
     fields = {f.name for f in dataclasses.fields(GatePlan)}
-    missing = fields - set(gate)
+    required = {f.name for f in dataclasses.fields(GatePlan) if f.default is dataclasses.MISSING}
+    missing = required - set(gate)
     if missing:
         raise KeyError(f"plan gate section lacks {', '.join(sorted(missing))}")
-    return GatePlan(**{name: gate[name] for name in fields})
+    return GatePlan(**{name: gate[name] for name in fields & set(gate)})
 
 
 @dataclass(frozen=True)

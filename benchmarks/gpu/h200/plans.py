@@ -1,0 +1,97 @@
+"""The H200 variant of prod, planned at prod's RAG shape and at 2048/256, as the GPU runs use it.
+
+For each shape and profile (optimized = the plan's vLLM arguments, stock = vLLM's defaults on
+the same GPU) it writes the gate plan of ONE replica (`GatePlan.one_replica`: the lent machine
+has one GPU) and the server arguments, into `--out` (default `gpu-bundle/run`):
+
+    .venv/bin/python -m benchmarks.gpu.h200.plans [--out DIR]
+
+`<shape>-<profile>.json` is what `python -m workloads.benchmark --plan` reads on the device;
+`<shape>-<profile>.args` is what `benchmarks/gpu/h200/serve.sh` starts vLLM with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from infra.config import validate_stack
+from infra.plan import DeploymentPlan, GatePlan, baseline_gate, build_plan
+from infra.stack_source import find_stacks_dir, raw_from_stack_file, stack_file
+
+# (question, retrieved context, output) tokens: prod's own RAG shape, and the shape the
+# earlier calibration used.
+SHAPES = {"rag": (256, 6144, 384), "chat": (256, 1792, 256)}
+MODEL_DIR = "gpu-bundle/llama8b-bpe"
+
+
+def h200_config(shape: str) -> Any:
+    """prod's stack file, moved to H200 nodes, at one of SHAPES."""
+    raw = raw_from_stack_file(stack_file("prod", find_stacks_dir()))
+    question, context, output = SHAPES[shape]
+    raw["gpuPool"] = raw["gpuPool"] | {"gpu": "H200", "instanceType": "p5en.48xlarge"}
+    raw["serving"] = raw["serving"] | {"minReplicas": 1}
+    raw["workload"] = raw["workload"] | {
+        "questionTokens": question,
+        "contextTokens": context,
+        "outputTokens": output,
+    }
+    return validate_stack(raw, f"prod on H200 ({shape})")
+
+
+def server_args(plan: DeploymentPlan, profile: str) -> list[str]:
+    """vLLM's arguments for the dummy-weight model: `--quantization fp8` stands for the FP8
+    checkpoint the quantize Job would write (random weights cannot be compressed)."""
+    vllm = plan.vllm if profile == "optimized" else plan.baseline_vllm
+    args = ["--model", MODEL_DIR, "--served-model-name", "m", *vllm.server_args()]
+    if plan.model.quantization == "fp8" and profile == "optimized":
+        args += ["--quantization", "fp8"]
+    return args
+
+
+def write(out: Path) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {}
+    for shape in SHAPES:
+        config = h200_config(shape)
+        plan = build_plan(config, f"prod-h200-{shape}")
+        gates: dict[str, GatePlan] = {
+            "optimized": plan.gate,
+            "stock": baseline_gate(plan, config),
+        }
+        for profile, gate in gates.items():
+            name = f"{shape}-{profile}"
+            document = {
+                "stack": plan.stack,
+                "profile": profile,
+                "replicas_planned": plan.sizing.replicas,
+                "gate": dataclasses.asdict(gate.one_replica()),
+                "model": {"name": plan.model.name, "random_weights": plan.model.random_weights},
+            }
+            (out / f"{name}.json").write_text(json.dumps(document, indent=2, sort_keys=True))
+            (out / f"{name}.args").write_text(" ".join(server_args(plan, profile)) + "\n")
+            one = gate.one_replica()
+            summary[name] = {
+                "replicas": plan.sizing.replicas,
+                "gpus": plan.sizing.gpus,
+                "per_replica_load": one.concurrency,
+                "capacity_concurrency": one.capacity_concurrency,
+                "capacity_requests_per_s": round(one.capacity_requests_per_s, 2),
+                "limited_by": one.capacity_limited_by,
+                "problems": [p.what for p in plan.problems],
+            }
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("gpu-bundle/run"))
+    summary = write(parser.parse_args().out)
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
