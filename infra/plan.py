@@ -35,7 +35,8 @@ from infra.sizing import (
     weight_bytes,
     with_knobs,
 )
-from workloads.vllm_plugin.leanrag_vllm_plugin import ENV_PRIME_TOKENS as DETOKENIZER_PRIME_ENV
+from workloads.contract import GatePlan
+from workloads.vllm_plugin import ENV_PRIME_TOKENS as DETOKENIZER_PRIME_ENV
 
 OPTIMIZED_UTILIZATION = 0.92
 MIN_BATCHED_TOKENS = 256
@@ -195,57 +196,6 @@ class AutoscalingPlan:
     waiting_requests_per_replica: int
     kv_cache_usage_threshold: float
     cooldown_seconds: int
-
-
-@dataclass(frozen=True)
-class GatePlan:
-    """What the post-deploy benchmark runs and the verdict it applies."""
-
-    ttft_p95_ms: float
-    itl_p95_ms: float
-    min_throughput_rps: float
-    max_error_rate: float
-    concurrency: int
-    prompt_tokens: int
-    output_tokens: int
-    shared_prefix_tokens: int
-    predicted_requests_per_s: float
-    predicted_output_tokens_per_s: float
-    capacity_tolerance: float
-    # End-to-end latency of one request at the planned load (Little's law on the closed loop):
-    # bounds how long a count-bounded load level may take before the gate gives up on it.
-    predicted_e2e_ms: float
-    # Capacity at the SLO: the most requests in flight (and their rate) the deployment serves
-    # with TTFT p95 and ITL p95 within target. The gate's goodput search measures the same.
-    capacity_concurrency: int
-    capacity_requests_per_s: float
-    # What stops more load: "ttft", "itl", "both", or "ceiling" (the replicas admit no more).
-    capacity_limited_by: str
-    # Measured token counts must be within this share of the planned prompt and output lengths,
-    # or the gate judged other traffic than the plan's and refuses to decide.
-    shape_tolerance: float
-    # Steady state by count: each level measures at least this many requests (and 4 × its
-    # concurrency) after warm-up and before cool-down.
-    min_measured_requests: int
-    cost_per_hour_usd: float
-    # Replicas the figures above are for (throughput and capacity are the deployment's).
-    replicas: int = 1
-
-    def one_replica(self) -> GatePlan:
-        """The share of one replica: for gating a single replica (a canary, or one GPU of a
-        plan that needs several) against its part of the plan."""
-        n = max(self.replicas, 1)
-        return replace(
-            self,
-            concurrency=max(1, math.ceil(self.concurrency / n)),
-            min_throughput_rps=self.min_throughput_rps / n,
-            predicted_requests_per_s=self.predicted_requests_per_s / n,
-            predicted_output_tokens_per_s=self.predicted_output_tokens_per_s / n,
-            capacity_concurrency=self.capacity_concurrency // n,
-            capacity_requests_per_s=self.capacity_requests_per_s / n,
-            cost_per_hour_usd=self.cost_per_hour_usd / n,
-            replicas=1,
-        )
 
 
 @dataclass(frozen=True)

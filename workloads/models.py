@@ -14,12 +14,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from infra.catalog import ModelArchitecture
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
+
+
+class Architecture(Protocol):
+    """What a tiny model is built from (the plan's `ModelArchitecture`, or its JSON)."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int
+    vocab_size: int
+    max_context_tokens: int
+    tie_word_embeddings: bool
+
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
 # A chat template so OpenAI-style chat endpoints work against the tiny model.
@@ -62,7 +76,7 @@ def train_bpe_tokenizer(vocab_size: int) -> Tokenizer:
     return tokenizer
 
 
-def build_tiny_llama(out_dir: Path, architecture: ModelArchitecture, seed: int = 0) -> Path:
+def build_tiny_llama(out_dir: Path, architecture: Architecture, seed: int = 0) -> Path:
     """Write a LlamaForCausalLM with random weights and a byte-level BPE tokenizer."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -101,7 +115,7 @@ def build_tiny_llama(out_dir: Path, architecture: ModelArchitecture, seed: int =
             {
                 "random_weights": True,
                 "tokenizer": "byte-level BPE trained on pydoc_data.topics",
-                "architecture": architecture.__dict__,
+                "architecture": dict(vars(architecture)),
             },
             indent=2,
         )
@@ -110,22 +124,24 @@ def build_tiny_llama(out_dir: Path, architecture: ModelArchitecture, seed: int =
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m workloads.models --preset NAME --out DIR`: build a catalog preset's model."""
+    """`python -m workloads.models --architecture JSON --out DIR`: build a tiny random-weight
+    Llama of that architecture (the fields of the plan's model architecture)."""
     import argparse
 
-    from infra.catalog import MODEL_PRESETS
-
     parser = argparse.ArgumentParser(prog="python -m workloads.models", description=main.__doc__)
-    parser.add_argument("--preset", required=True, help="a random-weight preset of the catalog")
+    parser.add_argument("--architecture", required=True, help="JSON object of the architecture")
+    parser.add_argument("--name", default="tiny model", help="for the message only")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    preset = MODEL_PRESETS.get(args.preset)
-    if preset is None or not preset.random_weights:
-        names = sorted(n for n, p in MODEL_PRESETS.items() if p.random_weights)
-        parser.error(f"--preset {args.preset}: use one of {', '.join(names)}")
-    build_tiny_llama(args.out, preset.architecture, args.seed)
-    print(f"{args.preset} (random weights) written to {args.out}")
+    try:
+        fields = json.loads(args.architecture)
+        architecture = SimpleNamespace(**{k: fields[k] for k in Architecture.__annotations__})
+    except (ValueError, TypeError, KeyError) as error:
+        needed = ", ".join(Architecture.__annotations__)
+        parser.error(f"--architecture: a JSON object with {needed} is needed ({error})")
+    build_tiny_llama(args.out, architecture, args.seed)
+    print(f"{args.name} (random weights) written to {args.out}")
     return 0
 
 

@@ -9,7 +9,7 @@ import math
 from infra.builders.bundle import PART_OF, Bundle, render
 from infra.builders.serving import BASELINE, SERVICE, metrics_endpoint, pod_labels
 from infra.plan import DeploymentPlan
-from workloads.benchmark.runner import SEARCH_PROBES, level_bound, search_bounds
+from workloads.contract import SEARCH_PROBES, level_bound, search_bounds
 
 GATE = "leanrag-benchmark-gate"
 RESULT_CONFIGMAP = "leanrag-gate-result"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import jinja2
 import yaml
 
 from infra.stack_source import PROJECT_ROOT
+from workloads.templating import render_text
 
 TEMPLATES = PROJECT_ROOT / "templates"
 PART_OF = {"app.kubernetes.io/part-of": "leanrag"}
@@ -92,28 +91,7 @@ def object_key(obj: dict[str, Any]) -> str:
     return f"{obj['kind'].lower()}/{namespace}/{metadata['name']}"
 
 
-def _environment() -> jinja2.Environment:
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    # Values enter templates as JSON (valid YAML), so no quoting or escaping can go wrong.
-    environment.filters["tojson"] = lambda value: json.dumps(value, sort_keys=True)
-    return environment
-
-
-_ENVIRONMENT = _environment()
-
-
 def render(template: str, **context: Any) -> list[dict[str, Any]]:
     """Render one template (one or more YAML documents) into Kubernetes objects."""
-    text = _ENVIRONMENT.get_template(template).render(**context)
+    text = render_text(template, **context)
     return [document for document in yaml.safe_load_all(text) if document]
-
-
-def render_text(template: str, **context: Any) -> str:
-    return _ENVIRONMENT.get_template(template).render(**context)

@@ -28,6 +28,7 @@ from typing import Any
 
 from infra.builders.benchmark import gate_plan_json
 from infra.calibration import SpeedProbe, calibrate
+from infra.catalog import MODEL_PRESETS
 from infra.config import StackConfig
 from infra.load_model import served_knobs
 from infra.local import processes
@@ -310,8 +311,9 @@ class LocalStack:
             shutil.rmtree(target, ignore_errors=True)
             python = str(self.env.workloads)
             preset = self.plan.model.name
-            self._run("model", [python, "-m", "workloads.models", "--preset", preset,
-                                "--out", str(target)])  # fmt: skip
+            architecture = json.dumps(dataclasses.asdict(MODEL_PRESETS[preset].architecture))
+            self._run("model", [python, "-m", "workloads.models", "--architecture", architecture,
+                                "--name", preset, "--out", str(target)])  # fmt: skip
             return {"path": str(target)}
 
         # The tokenizer kind is part of the fingerprint: a run folder from before the BPE

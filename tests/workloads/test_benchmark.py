@@ -10,20 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from infra.plan import GatePlan
 from workloads.benchmark.__main__ import main
 from workloads.benchmark.gate import COULD_NOT_MEASURE, FAIL, PASS, capacity_search, evaluate
 from workloads.benchmark.metrics import ParseError, parse_report
 from workloads.benchmark.report import compare
 from workloads.benchmark.runner import (
     Run,
-    level_bound,
     levels_profile,
     load_levels,
     scenario_spec,
     scenarios,
     search_profile,
 )
+from workloads.contract import GatePlan, level_bound
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "guidellm"
 GOLDEN = GOLDEN_DIR / "mock-server-concurrent.json"

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from infra.plan import GatePlan
 from workloads.benchmark.gate import (
     COULD_NOT_MEASURE,
     Verdict,
@@ -28,21 +27,19 @@ from workloads.benchmark.metrics import parse_report
 from workloads.benchmark.publish import PublishError, in_cluster, publish_configmap
 from workloads.benchmark.report import compare, write_report
 from workloads.benchmark.runner import (
-    SEARCH_PROBES,
     EndpointDown,
     Run,
     Scenario,
     chat_template_tokens,
     check_endpoint,
-    level_bound,
     levels_profile,
     load_levels,
     run_guidellm,
     scenario_spec,
     scenarios,
-    search_bounds,
     search_profile,
 )
+from workloads.contract import SEARCH_PROBES, GatePlan, level_bound, search_bounds
 
 
 def main(argv: list[str] | None = None) -> int:

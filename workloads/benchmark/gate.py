@@ -11,14 +11,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from infra.plan import GatePlan
 from workloads.benchmark.metrics import LevelMetrics
-from workloads.benchmark.runner import (
+from workloads.benchmark.runner import Run, Scenario
+from workloads.contract import (
     SEARCH_TOLERANCE,
     TARGET_ATTAINMENT,
+    GatePlan,
     LevelBound,
-    Run,
-    Scenario,
     level_bound,
     search_range,
 )

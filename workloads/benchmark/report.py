@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from infra.builders.bundle import render_text
-from infra.plan import GatePlan
 from workloads.benchmark.gate import Verdict
 from workloads.benchmark.metrics import LevelMetrics
 from workloads.benchmark.runner import Run
+from workloads.contract import GatePlan
+from workloads.templating import render_text
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,8 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.plan import GatePlan
 from workloads.benchmark.metrics import LevelMetrics, parse_report
+from workloads.contract import (
+    SEARCH_PROBES,
+    SEARCH_TOLERANCE,
+    STARTUP_ALLOWANCE_S,
+    TARGET_ATTAINMENT,
+    TRANSIENT_SHARE,
+    GatePlan,
+    LevelBound,
+    search_range,
+)
 
 
 class EndpointDown(Exception):
@@ -80,69 +89,6 @@ def chat_template_tokens(tokenizer: str | None) -> int:
 def load_levels(concurrency: int) -> tuple[int, ...]:
     """The planned concurrency; the goodput search adds the levels around the capacity."""
     return (max(1, concurrency),)
-
-
-# Warm-up and cool-down: each this share of a level's requests (≥ one wave, as a level sends at
-# least 12 × its concurrency). GuideLLM also drops the requests that straddle either boundary,
-# so a level sends twice what it must measure plus four waves.
-TRANSIENT_SHARE = 1 / 8
-WAVES_MEASURED = 4
-# A level may take this many times its predicted duration before it is stopped.
-TIME_SAFETY = 3.0
-STARTUP_ALLOWANCE_S = 120
-
-
-@dataclass(frozen=True)
-class LevelBound:
-    """How one level (or one goodput probe) is bounded, and what it must measure to count."""
-
-    concurrency: int
-    bounded_by: str  # "requests" (count, time limit as a guard) or "seconds" (--seconds)
-    total_requests: int | None  # sent, warm-up and cool-down included
-    required_requests: int  # measured between warm-up and cool-down
-    time_limit_s: float
-
-    def describe(self) -> str:
-        if self.bounded_by == "seconds":
-            return (
-                f"time-bounded by --seconds: {self.time_limit_s:.0f} s, warm-up and cool-down "
-                f"{TRANSIENT_SHARE:.0%} of it each; needs ≥ {self.required_requests} measured"
-            )
-        return (
-            f"count-bounded: {self.total_requests} requests, warm-up and cool-down "
-            f"{int(TRANSIENT_SHARE * (self.total_requests or 0))} each, needs ≥ "
-            f"{self.required_requests} measured; stopped after {self.time_limit_s:.0f} s "
-            "otherwise"
-        )
-
-
-def level_bound(targets: GatePlan, concurrency: int, seconds: int | None = None) -> LevelBound:
-    required = max(WAVES_MEASURED * concurrency, targets.min_measured_requests)
-    if seconds:
-        return LevelBound(concurrency, "seconds", None, required, float(seconds))
-    total = 2 * required + 4 * concurrency
-    # Above the planned concurrency requests only queue: the rate stays the planned one.
-    rate = min(concurrency, max(targets.concurrency, 1)) / (targets.predicted_e2e_ms / 1e3)
-    limit = TIME_SAFETY * total / rate + STARTUP_ALLOWANCE_S
-    return LevelBound(concurrency, "requests", total, required, round(limit, 1))
-
-
-def search_bounds(targets: GatePlan, probes: int) -> list[LevelBound]:
-    """Per goodput probe: the bound of the largest concurrency that probe can have (the search
-    doubles from the predicted capacity, so probe k runs at most initial × 2^k streams)."""
-    initial, ceiling = search_range(targets)
-    return [level_bound(targets, min(initial * 2**k, ceiling)) for k in range(probes)]
-
-
-def search_range(targets: GatePlan) -> tuple[int, int]:
-    """Initial and maximal streams of the goodput search, around the predicted capacity."""
-    initial = max(1, targets.capacity_concurrency)
-    return initial, max(4 * initial, 2)
-
-
-SEARCH_PROBES = 6
-SEARCH_TOLERANCE = 0.1
-TARGET_ATTAINMENT = 0.95
 
 
 def check_endpoint(target: str, timeout_s: float = 10.0, insecure: bool = False) -> str:

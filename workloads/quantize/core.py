@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from infra.builders.bundle import render_text
+from workloads.templating import render_text
 
 SCHEMES = ("fp8", "int8-w8a8", "w4a16")
 NEEDS_CALIBRATION = {"fp8": False, "int8-w8a8": True, "w4a16": True}

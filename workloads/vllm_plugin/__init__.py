@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from workloads.vllm_plugin.leanrag_vllm_plugin import ENV_PRIME_TOKENS
+
+__all__ = ["ENV_PRIME_TOKENS", "plugin_files", "write_plugin_folder"]
+
 MODULE = Path(__file__).with_name("leanrag_vllm_plugin.py")
 DISTRIBUTION = "leanrag_vllm_plugin"
 VERSION = "1.0.0"

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from infra.config import validate_stack
-from infra.plan import DeploymentPlan, GatePlan, baseline_gate, build_plan
+from infra.plan import DeploymentPlan, baseline_gate, build_plan
 from infra.stack_source import find_stacks_dir, raw_from_stack_file, stack_file
+from workloads.contract import GatePlan
 
 # (question, retrieved context, output) tokens: prod's own RAG shape, and the shape the
 # earlier calibration used.

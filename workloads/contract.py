@@ -1,0 +1,127 @@
+"""The plan contract: what a workload receives from the plan, and nothing of the Pulumi program.
+
+`infra` writes these as JSON (the gate's `plan.json` ConfigMap) and may import this module;
+workloads import nothing from `infra`. Standard library only, so every workload image carries
+it as it is.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class GatePlan:
+    """What the post-deploy benchmark runs and the verdict it applies."""
+
+    ttft_p95_ms: float
+    itl_p95_ms: float
+    min_throughput_rps: float
+    max_error_rate: float
+    concurrency: int
+    prompt_tokens: int
+    output_tokens: int
+    shared_prefix_tokens: int
+    predicted_requests_per_s: float
+    predicted_output_tokens_per_s: float
+    capacity_tolerance: float
+    # End-to-end latency of one request at the planned load (Little's law on the closed loop):
+    # bounds how long a count-bounded load level may take before the gate gives up on it.
+    predicted_e2e_ms: float
+    # Capacity at the SLO: the most requests in flight (and their rate) the deployment serves
+    # with TTFT p95 and ITL p95 within target. The gate's goodput search measures the same.
+    capacity_concurrency: int
+    capacity_requests_per_s: float
+    # What stops more load: "ttft", "itl", "both", or "ceiling" (the replicas admit no more).
+    capacity_limited_by: str
+    # Measured token counts must be within this share of the planned prompt and output lengths,
+    # or the gate judged other traffic than the plan's and refuses to decide.
+    shape_tolerance: float
+    # Steady state by count: each level measures at least this many requests (and 4 × its
+    # concurrency) after warm-up and before cool-down.
+    min_measured_requests: int
+    cost_per_hour_usd: float
+    # Replicas the figures above are for (throughput and capacity are the deployment's).
+    replicas: int = 1
+
+    def one_replica(self) -> GatePlan:
+        """The share of one replica: for gating a single replica (a canary, or one GPU of a
+        plan that needs several) against its part of the plan."""
+        n = max(self.replicas, 1)
+        return replace(
+            self,
+            concurrency=max(1, math.ceil(self.concurrency / n)),
+            min_throughput_rps=self.min_throughput_rps / n,
+            predicted_requests_per_s=self.predicted_requests_per_s / n,
+            predicted_output_tokens_per_s=self.predicted_output_tokens_per_s / n,
+            capacity_concurrency=self.capacity_concurrency // n,
+            capacity_requests_per_s=self.capacity_requests_per_s / n,
+            cost_per_hour_usd=self.cost_per_hour_usd / n,
+            replicas=1,
+        )
+
+
+# --- how the gate bounds each load level (the plan sizes the gate Job's timeout from it) ----
+
+# Warm-up and cool-down: each this share of a level's requests (≥ one wave, as a level sends at
+# least 12 × its concurrency). GuideLLM also drops the requests that straddle either boundary,
+# so a level sends twice what it must measure plus four waves.
+TRANSIENT_SHARE = 1 / 8
+WAVES_MEASURED = 4
+# A level may take this many times its predicted duration before it is stopped.
+TIME_SAFETY = 3.0
+STARTUP_ALLOWANCE_S = 120
+
+
+@dataclass(frozen=True)
+class LevelBound:
+    """How one level (or one goodput probe) is bounded, and what it must measure to count."""
+
+    concurrency: int
+    bounded_by: str  # "requests" (count, time limit as a guard) or "seconds" (--seconds)
+    total_requests: int | None  # sent, warm-up and cool-down included
+    required_requests: int  # measured between warm-up and cool-down
+    time_limit_s: float
+
+    def describe(self) -> str:
+        if self.bounded_by == "seconds":
+            return (
+                f"time-bounded by --seconds: {self.time_limit_s:.0f} s, warm-up and cool-down "
+                f"{TRANSIENT_SHARE:.0%} of it each; needs ≥ {self.required_requests} measured"
+            )
+        return (
+            f"count-bounded: {self.total_requests} requests, warm-up and cool-down "
+            f"{int(TRANSIENT_SHARE * (self.total_requests or 0))} each, needs ≥ "
+            f"{self.required_requests} measured; stopped after {self.time_limit_s:.0f} s "
+            "otherwise"
+        )
+
+
+def level_bound(targets: GatePlan, concurrency: int, seconds: int | None = None) -> LevelBound:
+    required = max(WAVES_MEASURED * concurrency, targets.min_measured_requests)
+    if seconds:
+        return LevelBound(concurrency, "seconds", None, required, float(seconds))
+    total = 2 * required + 4 * concurrency
+    # Above the planned concurrency requests only queue: the rate stays the planned one.
+    rate = min(concurrency, max(targets.concurrency, 1)) / (targets.predicted_e2e_ms / 1e3)
+    limit = TIME_SAFETY * total / rate + STARTUP_ALLOWANCE_S
+    return LevelBound(concurrency, "requests", total, required, round(limit, 1))
+
+
+def search_bounds(targets: GatePlan, probes: int) -> list[LevelBound]:
+    """Per goodput probe: the bound of the largest concurrency that probe can have (the search
+    doubles from the predicted capacity, so probe k runs at most initial × 2^k streams)."""
+    initial, ceiling = search_range(targets)
+    return [level_bound(targets, min(initial * 2**k, ceiling)) for k in range(probes)]
+
+
+def search_range(targets: GatePlan) -> tuple[int, int]:
+    """Initial and maximal streams of the goodput search, around the predicted capacity."""
+    initial = max(1, targets.capacity_concurrency)
+    return initial, max(4 * initial, 2)
+
+
+SEARCH_PROBES = 6
+SEARCH_TOLERANCE = 0.1
+TARGET_ATTAINMENT = 0.95
