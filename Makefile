@@ -18,17 +18,18 @@ PYTHON312 ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.1
 LS_VENV  ?= .venv-llamastack
 LS_STAMP := $(LS_VENV)/.installed
 
-.PHONY: local plan render golden rag-eval test lint format venv workloads-venv clean
+.PHONY: local plan render golden rag-eval test lint format venv workloads-venv clean lock images \
+	images-test push
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/infra.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[infra,dev]'
+	$(BIN)/python -m pip install --quiet -c requirements/infra.lock -e '.[infra,dev]'
 	touch $(STAMP)
 
-$(WL_STAMP): pyproject.toml
+$(WL_STAMP): pyproject.toml requirements/workloads.lock
 	test -x $(WL_VENV)/bin/python || $(PYTHON) -m venv $(WL_VENV)
-	$(WL_VENV)/bin/python -m pip install --quiet torch==2.13.0
-	$(WL_VENV)/bin/python -m pip install --quiet -e '.[workloads,rag,dev]'
+	$(WL_VENV)/bin/python -m pip install --quiet -c requirements/workloads.lock torch==2.13.0
+	$(WL_VENV)/bin/python -m pip install --quiet -c requirements/workloads.lock -e '.[workloads,rag,dev]'
 	# PyPI's torchvision breaks transformers next to the CPU torch build; nothing here uses it.
 	$(WL_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
 	touch $(WL_STAMP)
@@ -99,3 +100,30 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(WL_VENV) $(VLLM_VENV) out .pytest_cache .ruff_cache
+
+## lock: re-resolve pyproject.toml's ranges in fresh environments and write requirements/*.lock
+## (make, CI and the workload images install from these; review the diff, then commit)
+lock:
+	rm -rf out/lock && $(PYTHON) -m venv out/lock/infra && $(PYTHON) -m venv out/lock/workloads
+	out/lock/infra/bin/pip install --quiet -e '.[infra,dev]'
+	out/lock/workloads/bin/pip install --quiet torch==2.13.0
+	out/lock/workloads/bin/pip install --quiet -e '.[workloads,rag,dev]'
+	out/lock/workloads/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	for env in infra workloads; do \
+	  { echo "# The $$env environment as tested: \`make lock\` regenerates it from pyproject.toml's ranges."; \
+	    echo "# Used as pip constraints by make (tests, CI) and by the workload images: one lock for both."; \
+	    out/lock/$$env/bin/pip freeze --exclude-editable | sort -f; } > requirements/$$env.lock; done
+
+## images: build the workload images (quantize, ingest, benchmark) with buildah into OCI
+## archives under out/images/ (IMAGES="benchmark" for one); `make images push REGISTRY=...`
+IMAGES ?= quantize ingest benchmark
+images:
+	IMAGES="$(IMAGES)" bash workloads/images/build.sh
+
+## push: push the built images to $(REGISTRY) and write their digests to out/images/digests.json
+push:
+	IMAGES="$(IMAGES)" REGISTRY="$(REGISTRY)" bash workloads/images/push.sh
+
+## images-test: run each built image's entrypoint on committed inputs (buildah run)
+images-test:
+	IMAGES="$(IMAGES)" bash workloads/images/test.sh

@@ -1,8 +1,11 @@
 """`leanrag render`: the manifests a stack would apply, as files, without a cluster.
 
-One file per object (`<NN>-<concern>/<kind>.<namespace>.<name>.yaml`, sorted keys), Helm charts
-and upstream CRD bundles as recorded references. The output folder is replaced as a whole, so
-a removed resource disappears from it and nothing is ever half-written.
+One file per object (`<NN>-<concern>/<kind>.<namespace>.<name>.yaml`, sorted keys); Helm charts
+as Flux HelmRepository + HelmRelease objects. Every file in a numbered folder is a Kubernetes
+object: apply the folders in order with `kubectl apply -f` (or let Argo CD / Flux sync them)
+once the CRDs they use exist. Upstream CRD bundles the stack applies by URL are listed in
+`PREREQUISITES.md` at the top, outside the apply folders. The output folder is replaced as a
+whole, so a removed resource disappears from it and nothing is ever half-written.
 """
 
 from __future__ import annotations
@@ -33,12 +36,30 @@ def file_name(obj: dict[str, Any]) -> str:
 
 def bundle_files(bundle: Bundle) -> dict[str, dict[str, Any]]:
     """File name → document for one bundle."""
-    files = {file_name(obj): obj for obj in bundle.objects}
-    for chart in bundle.charts:
-        files[f"helmchart.{chart.namespace}.{chart.release}.yaml"] = chart.reference()
-    for manifest in bundle.remote:
-        files[f"remote.{manifest.name}.yaml"] = manifest.reference()
-    return files
+    objects = [*bundle.objects, *(obj for chart in bundle.charts for obj in chart.flux_objects())]
+    return {file_name(obj): obj for obj in objects}
+
+
+def prerequisites(bundles: list[Bundle]) -> str:
+    """What must exist before the folders apply: Flux (for the charts) and upstream CRD
+    bundles, by URL."""
+    lines = [
+        "# Before applying the numbered folders",
+        "",
+        "Apply the folders in numeric order with `kubectl apply -f <folder>` (or sync them with",
+        "Argo CD / Flux). They need:",
+        "",
+    ]
+    if any(bundle.charts for bundle in bundles):
+        lines.append(
+            "- Flux's source and helm controllers (`flux install`): the Helm charts are "
+            "`HelmRepository` + `HelmRelease` objects in the `flux-system` namespace."
+        )
+    for bundle in bundles:
+        for manifest in bundle.remote:
+            apply = f"`kubectl apply --server-side -f {manifest.url}`"
+            lines.append(f"- {manifest.name} ({bundle.concern}): {apply}")
+    return "\n".join(lines) + "\n"
 
 
 def render_stack(plan: DeploymentPlan, out_dir: Path) -> list[Path]:
@@ -52,7 +73,9 @@ def render_stack(plan: DeploymentPlan, out_dir: Path) -> list[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         (staging / MARKER).write_text(f"stack: {plan.stack}\n")
-        for bundle in platform_bundles(plan):
+        bundles = platform_bundles(plan)
+        (staging / "PREREQUISITES.md").write_text(prerequisites(bundles))
+        for bundle in bundles:
             folder = staging / f"{order[bundle.concern]:02d}-{bundle.concern}"
             folder.mkdir()
             for name, document in bundle_files(bundle).items():

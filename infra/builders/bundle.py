@@ -27,9 +27,17 @@ _THIRD_WAVE = {"Job"}
 WAVES = (0, 1, 2, 3)
 
 
+# Rendered charts become Flux objects in Flux's own namespace (it exists once Flux is
+# installed, so `kubectl apply -f` of a folder never races the chart's target namespace).
+FLUX_NAMESPACE = "flux-system"
+FLUX_INTERVAL = "1h"
+
+
 @dataclass(frozen=True)
 class HelmChart:
-    """A third-party chart, pinned; recorded as a reference because charts are not fetched here."""
+    """A third-party chart, pinned. `pulumi up` installs it with Pulumi's Helm support;
+    `leanrag render` writes it as a Flux HelmRepository + HelmRelease (real objects that
+    `kubectl apply` and any GitOps tool accept, with the pinned version and the values)."""
 
     release: str
     namespace: str
@@ -38,16 +46,42 @@ class HelmChart:
     version: str
     values: dict[str, Any] = field(default_factory=dict)
 
-    def reference(self) -> dict[str, Any]:
-        return {
-            "kind": "HelmChartReference",
-            "release": self.release,
-            "namespace": self.namespace,
-            "repository": self.repository,
-            "chart": self.chart,
-            "version": self.version,
-            "values": self.values,
-        }
+    def flux_objects(self) -> list[dict[str, Any]]:
+        name = f"{self.namespace}-{self.release}"
+        metadata = {"name": name, "namespace": FLUX_NAMESPACE, "labels": dict(PART_OF)}
+        oci = self.repository.startswith("oci://")
+        repository: dict[str, Any] = {"url": self.repository, "interval": FLUX_INTERVAL}
+        if oci:
+            repository["type"] = "oci"
+        return [
+            {
+                "apiVersion": "source.toolkit.fluxcd.io/v1",
+                "kind": "HelmRepository",
+                "metadata": metadata,
+                "spec": repository,
+            },
+            {
+                "apiVersion": "helm.toolkit.fluxcd.io/v2",
+                "kind": "HelmRelease",
+                "metadata": metadata,
+                "spec": {
+                    "interval": FLUX_INTERVAL,
+                    "releaseName": self.release,
+                    "targetNamespace": self.namespace,
+                    "storageNamespace": self.namespace,
+                    "install": {"createNamespace": True, "crds": "CreateReplace"},
+                    "upgrade": {"crds": "CreateReplace"},
+                    "chart": {
+                        "spec": {
+                            "chart": self.chart,
+                            "version": self.version,
+                            "sourceRef": {"kind": "HelmRepository", "name": name},
+                        }
+                    },
+                    "values": self.values,
+                },
+            },
+        ]
 
 
 @dataclass(frozen=True)
@@ -57,8 +91,6 @@ class RemoteManifest:
     name: str
     url: str
 
-    def reference(self) -> dict[str, Any]:
-        return {"kind": "RemoteManifestReference", "name": self.name, "url": self.url}
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import pytest
 from infra.builders.stack import platform_bundles
 from infra.config import validate_stack
 from infra.plan import DeploymentPlan, build_plan
+from infra.render import bundle_files
 from tests.conftest import CLUSTER_STACKS, edited, stack_raw
 from tests.contract.schemas import (
     CRDS,
@@ -51,7 +52,9 @@ def plan_for(variant: str) -> DeploymentPlan:
 
 
 def objects_for(variant: str) -> list[dict[str, Any]]:
-    return [obj for bundle in platform_bundles(plan_for(variant)) for obj in bundle.objects]
+    """Every object `leanrag render` writes (Helm charts as their Flux objects)."""
+    bundles = platform_bundles(plan_for(variant))
+    return [obj for bundle in bundles for obj in bundle_files(bundle).values()]
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

@@ -30,13 +30,14 @@ def test_render_writes_one_file_per_resource(stack: str, tmp_path: Path) -> None
     files = rendered(tmp_path / "out")
     plan = build_plan(load_stack(stack), stack)
     bundles = platform_bundles(plan)
-    expected = sum(len(b.objects) + len(b.charts) + len(b.remote) for b in bundles)
+    # Each chart is two Flux objects (HelmRepository + HelmRelease); remote CRD bundles are
+    # listed in PREREQUISITES.md, not in an apply folder.
+    expected = sum(len(b.objects) + 2 * len(b.charts) for b in bundles)
     assert len(files) == expected
     for name, text in files.items():
         document = yaml.safe_load(text)
         assert text == yaml.safe_dump(document, sort_keys=True), f"{name} keys are not sorted"
-        if "kind" in document and "metadata" in document:
-            assert Path(name).name.startswith(document["kind"].lower() + ".")
+        assert Path(name).name.startswith(document["kind"].lower() + ".")
 
 
 def test_prod_rendering_matches_the_reviewed_golden_files(tmp_path: Path) -> None:
@@ -66,7 +67,7 @@ def test_render_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:
     assert result.exit_code == EXIT_BAD_CONFIG
 
 
-def test_helm_charts_are_recorded_as_pinned_references(tmp_path: Path) -> None:
+def test_helm_charts_are_flux_releases_and_every_file_is_an_object(tmp_path: Path) -> None:
     raw = edited(
         edited(edited(stack_raw("prod"), "platform", "kubernetes"), "gpuPool.aws"),
         "gpuPool.clusterAutoscaler",
@@ -77,12 +78,20 @@ def test_helm_charts_are_recorded_as_pinned_references(tmp_path: Path) -> None:
         ["render", "--stack", "k8s", "--stacks-dir", str(tmp_path), "--out", str(tmp_path / "out")],
     )
     assert result.exit_code == EXIT_OK, result.output
-    references = [
-        yaml.safe_load(p.read_text()) for p in (tmp_path / "out").rglob("helmchart.*.yaml")
-    ]
-    assert {r["chart"] for r in references} >= {"gpu-operator", "cert-manager", "keda"}
-    assert all(r["version"] and r["repository"] for r in references)
-    assert list((tmp_path / "out").rglob("remote.gateway-api-inference-extension-crds.yaml"))
+    documents = [yaml.safe_load(p.read_text()) for p in (tmp_path / "out").rglob("*.yaml")]
+    # Every file in an apply folder is a Kubernetes object: kubectl can apply it.
+    assert all(d.get("apiVersion") and d.get("kind") and d["metadata"]["name"] for d in documents)
+    releases = {d["metadata"]["name"]: d for d in documents if d["kind"] == "HelmRelease"}
+    repositories = {d["metadata"]["name"]: d for d in documents if d["kind"] == "HelmRepository"}
+    charts = {r["spec"]["chart"]["spec"]["chart"] for r in releases.values()}
+    assert charts >= {"gpu-operator", "cert-manager", "keda"}
+    for name, release in releases.items():
+        spec = release["spec"]["chart"]["spec"]
+        assert spec["version"] and spec["sourceRef"] == {"kind": "HelmRepository", "name": name}
+        assert repositories[name]["spec"]["url"]
+    prerequisites = (tmp_path / "out" / "PREREQUISITES.md").read_text()
+    assert "flux install" in prerequisites
+    assert "gateway-api-inference-extension" in prerequisites
 
 
 def test_render_refuses_local_and_misfit_stacks(tmp_path: Path) -> None:
