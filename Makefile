@@ -19,7 +19,7 @@ LS_VENV  ?= .venv-llamastack
 LS_STAMP := $(LS_VENV)/.installed
 
 .PHONY: local plan render golden rag-eval test lint format venv workloads-venv clean lock images \
-	images-test push
+	images-test push crds
 
 $(STAMP): pyproject.toml requirements/infra.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -125,5 +125,10 @@ push:
 	IMAGES="$(IMAGES)" REGISTRY="$(REGISTRY)" bash workloads/images/push.sh
 
 ## images-test: run each built image's entrypoint on committed inputs (buildah run)
-images-test:
+images-test: $(STAMP) $(WL_STAMP)
 	IMAGES="$(IMAGES)" bash workloads/images/test.sh
+
+## crds: fetch the upstream CRD schemas the contract tests read (recorded with their commit and
+## sha256 in tests/contract/crd_sources.json) into .cache/crds, where ../shared/crds is absent
+crds: $(STAMP)
+	$(BIN)/python -m tests.contract.crd_sources --fetch .cache/crds

@@ -50,3 +50,18 @@ DELETE = _DELETE
 @pytest.fixture
 def prod_raw() -> dict[str, Any]:
     return stack_raw("prod")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """A run without the upstream schemas says so, instead of passing quietly."""
+    from tests.contract.crd_sources import NO_SCHEMAS, schema_dir
+
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if NO_SCHEMAS in str(report.longrepr)
+    ]
+    if skipped and schema_dir() is None:
+        terminalreporter.write_sep(
+            "!", f"{len(skipped)} schema tests did not run: {NO_SCHEMAS}", red=True, bold=True
+        )

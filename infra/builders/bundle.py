@@ -92,7 +92,6 @@ class RemoteManifest:
     url: str
 
 
-
 @dataclass(frozen=True)
 class Bundle:
     """Everything one concern applies, in the order it must be created."""

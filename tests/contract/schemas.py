@@ -11,9 +11,10 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from tests.conftest import SHARED
+from tests.contract.crd_sources import CACHE, schema_dir
 
-CRDS = SHARED / "crds"
+# ../shared/crds where it is beside the checkout, else what `make crds` fetched.
+CRDS = schema_dir() or CACHE
 # Kinds the blueprint emits whose CRD is not published in ../shared/crds. They are checked by
 # what the operator documents (see the test) rather than by a schema.
 # The OpenShift NFD and KedaController CRDs are in ../shared/crds now: every kind has a schema.

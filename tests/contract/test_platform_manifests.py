@@ -11,6 +11,7 @@ from infra.config import validate_stack
 from infra.plan import DeploymentPlan, build_plan
 from infra.render import bundle_files
 from tests.conftest import CLUSTER_STACKS, edited, stack_raw
+from tests.contract.crd_sources import NO_SCHEMAS
 from tests.contract.schemas import (
     CRDS,
     SAMPLES,
@@ -22,9 +23,7 @@ from tests.contract.schemas import (
     sample_shape_errors,
 )
 
-pytestmark = pytest.mark.skipif(
-    not CRDS.is_dir(), reason="../shared/crds is not beside the checkout"
-)
+pytestmark = pytest.mark.skipif(not CRDS.is_dir(), reason=NO_SCHEMAS)
 
 
 def _kubernetes(raw: dict[str, Any]) -> dict[str, Any]:

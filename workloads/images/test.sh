@@ -14,6 +14,7 @@ WORK=$PWD/out/images/test
 rm -rf "$WORK"; mkdir -p "$WORK/in" "$WORK/out"; chmod 0777 "$WORK/out"
 B=(buildah --storage-driver vfs)
 run_in() {  # image, then the command; /in read-only, /out writable by the image's user
+  chmod -R a+rX "$WORK/in"  # the image runs as UID 1001 (safetensors files are written 0600)
   local ctr; ctr=$("${B[@]}" from --quiet "localhost/leanrag-$1:$VERSION"); shift
   local code=0
   "${B[@]}" run --isolation chroot --user 1001:0 -v "$WORK/in:/in:ro" -v "$WORK/out:/out" \
@@ -47,9 +48,12 @@ PY
              "num_kv_heads": 2, "head_dim": 16, "vocab_size": 512, "max_context_tokens": 512,
              "tie_word_embeddings": false}'
       .venv-workloads/bin/python -m workloads.models --architecture "$arch" --out "$WORK/in/model" >/dev/null
+      # Calibration text: the sample corpus's Markdown documents, as JSONL.
+      python3 -c 'import json, pathlib, sys
+for p in sorted(pathlib.Path(sys.argv[1]).rglob("*.md")):
+    print(json.dumps({"text": p.read_text()}))' workloads/ingest/sample_corpus > "$WORK/in/calibration.jsonl"
       run_in quantize leanrag-quantize --model /in/model --scheme int8-w8a8 --output /out/checkpoint \
-        --calibration /opt/leanrag/src/workloads/ingest/sample_corpus --min-samples 1 --samples 8 \
-        --max-seq-len 128
+        --calibration /in/calibration.jsonl --min-samples 1 --samples 8 --max-seq-len 128
       python3 - "$WORK/out/checkpoint" <<'PY'
 import json, pathlib, sys
 folder = pathlib.Path(sys.argv[1])
