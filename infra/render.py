@@ -1,11 +1,12 @@
 """`leanrag render`: the manifests a stack would apply, as files, without a cluster.
 
-One file per object (`<NN>-<concern>/<kind>.<namespace>.<name>.yaml`, sorted keys); Helm charts
-as Flux HelmRepository + HelmRelease objects. Every file in a numbered folder is a Kubernetes
-object: apply the folders in order with `kubectl apply -f` (or let Argo CD / Flux sync them)
-once the CRDs they use exist. Upstream CRD bundles the stack applies by URL are listed in
-`PREREQUISITES.md` at the top, outside the apply folders. The output folder is replaced as a
-whole, so a removed resource disappears from it and nothing is ever half-written.
+One file per object (`<NN>-<concern>/<wave>-<kind>.<namespace>.<name>.yaml`, sorted keys);
+Helm charts as Flux HelmRepository + HelmRelease objects. Every file in a numbered folder is
+a Kubernetes object: apply the folders in order with `kubectl apply -f` (or let Argo CD or
+Flux sync them) once the CRDs they use exist. Upstream CRD bundles the stack applies by URL
+are listed in `PREREQUISITES.md` at the top, outside the apply folders. The output folder is
+replaced as a whole, so a removed resource disappears from it and nothing is ever
+half-written.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from infra.builders.bundle import Bundle
+from infra.builders.bundle import Bundle, wave
 from infra.builders.stack import CONCERNS, platform_bundles
 from infra.plan import DeploymentPlan
 
@@ -29,9 +30,11 @@ class RenderError(Exception):
 
 
 def file_name(obj: dict[str, Any]) -> str:
+    """`<wave>-<kind>.<namespace>.<name>.yaml`: `kubectl apply -f <folder>` takes files in name
+    order, so the creation wave leads (a Namespace before the objects in it)."""
     metadata = obj["metadata"]
     parts = [obj["kind"].lower(), metadata.get("namespace"), metadata["name"]]
-    return ".".join(p for p in parts if p) + ".yaml"
+    return f"{wave(obj)}-" + ".".join(p for p in parts if p) + ".yaml"
 
 
 def bundle_files(bundle: Bundle) -> dict[str, dict[str, Any]]:

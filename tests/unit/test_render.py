@@ -37,7 +37,28 @@ def test_render_writes_one_file_per_resource(stack: str, tmp_path: Path) -> None
     for name, text in files.items():
         document = yaml.safe_load(text)
         assert text == yaml.safe_dump(document, sort_keys=True), f"{name} keys are not sorted"
-        assert Path(name).name.startswith(document["kind"].lower() + ".")
+        assert Path(name).name.split("-", 1)[1].startswith(document["kind"].lower() + ".")
+
+
+@pytest.mark.parametrize("stack", CLUSTER_STACKS)
+def test_kubectl_apply_in_folder_then_file_order_creates_namespaces_first(
+    stack: str, tmp_path: Path
+) -> None:
+    """`kubectl apply -f` each numbered folder in turn (files in name order): no object is sent
+    before the Namespace it lives in, when the stack creates that Namespace."""
+    render_stack(build_plan(load_stack(stack), stack), tmp_path / "out")
+    documents = [
+        (path, yaml.safe_load(path.read_text()))
+        for folder in sorted(p for p in (tmp_path / "out").iterdir() if p.is_dir())
+        for path in sorted(folder.glob("*.yaml"))
+    ]
+    ours = {d["metadata"]["name"] for _, d in documents if d["kind"] == "Namespace"}
+    created: set[str] = set()
+    for path, document in documents:
+        namespace = document["metadata"].get("namespace")
+        assert namespace not in ours or namespace in created, f"{path} before its Namespace"
+        if document["kind"] == "Namespace":
+            created.add(document["metadata"]["name"])
 
 
 def test_prod_rendering_matches_the_reviewed_golden_files(tmp_path: Path) -> None:
