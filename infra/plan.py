@@ -7,6 +7,7 @@ translate it; none re-reads stack configuration or re-derives a number.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -128,6 +129,10 @@ class VllmArgs:
     # > 0: the server loads the stack's vLLM plugin (workloads/vllm_plugin), which primes
     # streaming detokenization with this many prompt tokens; 0: vLLM as shipped.
     detokenizer_prime_tokens: int = 0
+    # Admission control (vLLM ≥ 0.29): reject with HTTP 503 beyond these, instead of queueing
+    # without bound; None where the serving vLLM lacks the flags.
+    max_num_queued_reqs: int | None = None
+    max_num_queued_tokens: int | None = None
 
     @property
     def loads_plugin(self) -> bool:
@@ -162,6 +167,10 @@ class VllmArgs:
             if self.enable_chunked_prefill
             else "--no-enable-chunked-prefill"
         )
+        if self.max_num_queued_reqs is not None:
+            args += ["--max-num-queued-reqs", str(self.max_num_queued_reqs)]
+        if self.max_num_queued_tokens is not None:
+            args += ["--max-num-queued-tokens", str(self.max_num_queued_tokens)]
         return args
 
     def server_args(self) -> list[str]:
@@ -183,6 +192,22 @@ class VllmArgs:
         if self.loads_plugin:
             env[DETOKENIZER_PRIME_ENV] = str(self.detokenizer_prime_tokens)
         return env
+
+
+@dataclass(frozen=True)
+class AdmissionPlan:
+    """Fail fast under overload, per replica: a request the replica cannot start within the
+    TTFT target is rejected (HTTP 503) rather than queued. Derived from the capacity at the
+    SLO: the prefill rate it sustains there × the TTFT target is the prompt backlog that can
+    still start in time (vLLM's own sizing rule for `--max-num-queued-tokens`); the requests
+    in flight are capped at the capacity plus that backlog."""
+
+    prefill_tokens_per_s: float
+    max_num_queued_tokens: int
+    max_num_queued_reqs: int
+    # Whether the serving vLLM has the flags (≥ ADMISSION_SINCE); the plan says so otherwise.
+    enforced: bool
+    note: str
 
 
 @dataclass(frozen=True)
@@ -245,6 +270,7 @@ class DeploymentPlan:
     baseline: DeploymentSizing
     comparison: Comparison
     autoscaling: AutoscalingPlan
+    admission: AdmissionPlan
     gate: GatePlan
     curves: CapacityCurves
     vector_store_uri: str
@@ -312,6 +338,7 @@ def build_plan(
     concurrency = max(sizing.replica.concurrency, 1)
     # The search that sized the replica (cached): what limits it, not the cap it then gets.
     slo, planned_load = _capacity_at_slo(load_model, knobs, sizing)
+    admission = _admission(config, slo, load_model.workload)
     weights_gib = weight_bytes(architecture, knobs.quantization) / GIB
     source_gib = weight_bytes(architecture, "none") / GIB
     compressed = knobs.quantization != "none"
@@ -369,6 +396,7 @@ def build_plan(
             sizing,
             accelerator,
             detokenizer_prime_tokens=config.serving.detokenizer_prime_tokens,
+            admission=admission,
         ),
         # Stock vLLM: no plugin either.
         baseline_vllm=_vllm_args(
@@ -391,6 +419,7 @@ def build_plan(
             kv_cache_usage_threshold=KV_CACHE_USAGE_SCALE_THRESHOLD,
             cooldown_seconds=max(300, 2 * model.load_seconds),
         ),
+        admission=admission,
         gate=GatePlan(
             ttft_p95_ms=config.slo.ttft_p95_ms,
             itl_p95_ms=config.slo.itl_p95_ms,
@@ -599,8 +628,10 @@ def _vllm_args(
     sizing: DeploymentSizing,
     accelerator: Accelerator,
     detokenizer_prime_tokens: int = 0,
+    admission: AdmissionPlan | None = None,
 ) -> VllmArgs:
     served = served_knobs(knobs, max_num_seqs)
+    enforced = admission is not None and admission.enforced
     return VllmArgs(
         model=preset.uri,
         served_model_name=preset.name,
@@ -616,6 +647,51 @@ def _vllm_args(
         if accelerator.is_gpu
         else max(1, math.floor(sizing.replica.memory.kv_cache_gib_per_gpu)),
         detokenizer_prime_tokens=detokenizer_prime_tokens,
+        max_num_queued_reqs=admission.max_num_queued_reqs if admission and enforced else None,
+        max_num_queued_tokens=admission.max_num_queued_tokens if admission and enforced else None,
+    )
+
+
+# vLLM's admission control (--max-num-queued-reqs / --max-num-queued-tokens, vLLM PR #49445,
+# merged 2026-07-22): first released in 0.29.0 (checked in the wheels: absent from 0.25.1,
+# 0.26.0, 0.27.0 and 0.28.0's engine arguments, present in 0.29.0-0.31.0 and in the CPU build
+# 0.32 the local stack runs).
+ADMISSION_SINCE = (0, 29)
+LOCAL_VLLM = (0, 32)
+
+
+def vllm_version(config: StackConfig) -> tuple[int, int] | None:
+    """The serving vLLM's minor version, from the image tag (None for a digest or a tag that
+    names no version)."""
+    if config.platform == "local":
+        return LOCAL_VLLM
+    image = config.images.vllm if config.images else ""
+    match = re.search(r":v?(\d+)\.(\d+)", image.rsplit("/", 1)[-1])
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _admission(config: StackConfig, slo: SloCapacity, workload: Workload) -> AdmissionPlan:
+    prompt = max(workload.prompt_tokens, 1)
+    point = slo.point
+    prefill = point.requests_per_s * prompt if point else 0.0
+    queued_tokens = max(prompt, math.floor(config.slo.ttft_p95_ms / 1e3 * prefill))
+    queued_reqs = (point.concurrency if point else 1) + math.ceil(queued_tokens / prompt)
+    version = vllm_version(config)
+    enforced = version is not None and version >= ADMISSION_SINCE
+    if enforced:
+        note = "enforced by vLLM (HTTP 503 beyond the limits)"
+    else:
+        shown = "unknown" if version is None else f"{version[0]}.{version[1]}"
+        note = (
+            f"not enforced: the serving vLLM ({shown}) has no admission control; pin "
+            "images.vllm to v0.29 or later to turn it on"
+        )
+    return AdmissionPlan(
+        prefill_tokens_per_s=prefill,
+        max_num_queued_tokens=queued_tokens,
+        max_num_queued_reqs=queued_reqs,
+        enforced=enforced,
+        note=note,
     )
 
 

@@ -282,3 +282,42 @@ def test_plan_markdown_names_sizing_cost_and_args(plans: dict[str, DeploymentPla
     assert "65,536 bytes (fp8)" in text
     assert " ".join(plans["prod"].vllm.as_cli()) in text
     assert "cost per request" in text or "/request" in text
+
+
+def test_admission_limits_come_from_the_capacity_at_the_slo(
+    plans: dict[str, DeploymentPlan],
+) -> None:
+    """Fail fast: the prompt backlog that can still start within the TTFT target (prefill rate
+    at capacity × target), and in-flight requests capped at capacity plus that backlog."""
+    local = plans["local"]
+    admission = local.admission
+    per_replica = local.gate.one_replica()
+    prompt = local.workload.prompt_tokens
+    assert admission.prefill_tokens_per_s == pytest.approx(
+        per_replica.capacity_requests_per_s * prompt
+    )
+    assert admission.max_num_queued_tokens == int(
+        local.gate.ttft_p95_ms / 1e3 * admission.prefill_tokens_per_s
+    )
+    assert admission.max_num_queued_reqs == per_replica.capacity_concurrency + -(
+        -admission.max_num_queued_tokens // prompt
+    )
+    cli = local.vllm.as_cli()
+    assert cli[cli.index("--max-num-queued-reqs") + 1] == str(admission.max_num_queued_reqs)
+    assert cli[cli.index("--max-num-queued-tokens") + 1] == str(admission.max_num_queued_tokens)
+    # KEDA adds a replica while requests still queue within the allowance, before shedding.
+    assert local.autoscaling.waiting_requests_per_replica < (
+        admission.max_num_queued_reqs - per_replica.capacity_concurrency
+    )
+
+
+def test_admission_flags_only_where_the_serving_vllm_has_them() -> None:
+    raw = stack_raw("prod")
+    pinned = plan_of(raw)  # docker.io/vllm/vllm-openai:v0.25.1
+    assert not pinned.admission.enforced
+    assert "v0.29" in pinned.admission.note
+    assert "--max-num-queued-reqs" not in pinned.vllm.as_cli()
+    newer = plan_of(edited(raw, "images.vllm", "docker.io/vllm/vllm-openai:v0.29.0"))
+    assert newer.admission.enforced
+    assert "--max-num-queued-tokens" in newer.vllm.as_cli()
+    assert "--max-num-queued-tokens" not in newer.baseline_vllm.as_cli()  # stock stays stock
