@@ -21,6 +21,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+ADMISSION_LIMIT = 100
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -55,6 +58,10 @@ def vllm_server(tiny_model: Path, tmp_path_factory):
                 "512",
                 "--max-num-seqs",
                 "8",
+                # Admission control (vLLM ≥ 0.29): beyond this many requests in flight, HTTP 503.
+                # Above what the gate tests send (their search stops at 64 streams).
+                "--max-num-queued-reqs",
+                str(ADMISSION_LIMIT),
             ],
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -155,3 +162,44 @@ def test_empty_prompts_from_a_word_tokenizer_are_refused(
     again = main([*args, "--out", str(tmp_path / "again"),
                   "--from-report", str(out / "guidellm-optimized-rag.json")])  # fmt: skip
     assert again == 2
+
+
+def test_vllm_sheds_load_beyond_its_admission_limit(vllm_server: str) -> None:
+    """What the plan's --max-num-queued-reqs buys: a burst above the limit gets fast 503s
+    instead of a queue; the admitted requests all complete."""
+    import threading
+    import urllib.error
+
+    burst = ADMISSION_LIMIT + 40
+    body = json.dumps({"model": "tiny", "prompt": "hello there", "max_tokens": 48,
+                       "ignore_eos": True}).encode()  # fmt: skip
+    outcomes: list[tuple[int, float]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(burst)
+
+    def send() -> None:
+        request = urllib.request.Request(f"{vllm_server}/v1/completions", data=body,
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        start.wait()
+        began = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=300) as reply:
+                code = reply.status
+        except urllib.error.HTTPError as error:
+            code = error.code
+        with lock:
+            outcomes.append((code, time.monotonic() - began))
+
+    threads = [threading.Thread(target=send) for _ in range(burst)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    codes = [code for code, _ in outcomes]
+    rejected = [seconds for code, seconds in outcomes if code == 503]
+    admitted = [seconds for code, seconds in outcomes if code == 200]
+    assert set(codes) <= {200, 503}, codes
+    assert len(admitted) <= ADMISSION_LIMIT and len(admitted) + len(rejected) == burst
+    assert len(rejected) >= burst - ADMISSION_LIMIT - 10, (len(rejected), len(admitted))
+    # Shed fast: a rejection does not wait behind the queue it was refused from.
+    assert sorted(rejected)[len(rejected) // 2] < sorted(admitted)[len(admitted) // 2]

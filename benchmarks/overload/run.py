@@ -1,0 +1,212 @@
+"""Overload with and without vLLM's admission control, on the local stack's vLLM CPU server.
+
+Open-loop traffic (GuideLLM `constant` rate: arrivals do not wait for answers, as users do
+not) at 1×, 2× and 3× the server's capacity at the SLO, once with vLLM's unbounded queue and
+once with the plan's admission limits (`--max-num-queued-reqs`, `--max-num-queued-tokens`).
+Per level: TTFT p95 and ITL p95 of the admitted (successful) requests, rejections (HTTP 503
+in the server's log), and the waiting queue over time (vLLM's /metrics, every 0.5 s).
+
+The capacity is measured first, on the unbounded server: the plan's capacity concurrency in
+a closed loop (GuideLLM `concurrent`), its req/s with the TTFT/ITL p95 it had.
+
+    .venv-workloads/bin/python -m benchmarks.overload.run \
+        --model out/local/local/checkpoint-int8-w8a8
+
+(`make local` first builds that checkpoint.) Writes benchmarks/results/overload.{json,md,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from infra.plan import build_plan
+from infra.stack_source import PROJECT_ROOT, load_stack
+from workloads.benchmark.metrics import LevelMetrics, parse_report
+from workloads.benchmark.runner import chat_template_tokens, guidellm_command
+
+RESULTS = PROJECT_ROOT / "benchmarks" / "results"
+VLLM_PYTHON = PROJECT_ROOT / ".venv-vllm" / "bin" / "python"
+PORT = 8011
+LEVEL_SECONDS = 30
+MULTIPLES = (1, 2, 3)
+
+
+def start_server(model: Path, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    command = [str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", *args,
+               "--host", "127.0.0.1", "--port", str(PORT)]  # fmt: skip
+    handle = log.open("wb")
+    server = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
+                              env=os.environ | env, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"vLLM exited {server.returncode}; see {log}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/health", timeout=2)
+            return server
+        except OSError:
+            time.sleep(1)
+    raise RuntimeError(f"vLLM did not come up in 300 s; see {log}")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, 15)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, 9)
+
+
+class QueueSampler(threading.Thread):
+    """vLLM's waiting and running requests, every 0.5 s."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.samples: list[tuple[float, float, float]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        start = time.monotonic()
+        while not self.stop.is_set():
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{PORT}/metrics", timeout=2).read()
+                values = {"waiting": 0.0, "running": 0.0}
+                for line in text.decode().splitlines():
+                    for key in values:
+                        if line.startswith(f"vllm:num_requests_{key}"):
+                            values[key] += float(line.rsplit(" ", 1)[1])
+                self.samples.append((time.monotonic() - start, values["waiting"],
+                                     values["running"]))  # fmt: skip
+            except OSError:
+                pass
+            self.stop.wait(0.5)
+
+
+def guidellm(name: str, profile: dict[str, Any], seconds: list[int], shape: dict[str, int],
+             tokenizer: Path, out: Path) -> list[LevelMetrics]:  # fmt: skip
+    report = out / f"{name}.json"
+    spec = {"metadata": {"name": name}, "spec": {
+        "backend": {"kind": "openai_http", "target": f"http://127.0.0.1:{PORT}"},
+        "profile": profile,
+        "data": [{"kind": "synthetic_text", **shape}],
+        "constraints": [{"kind": "max_duration", "seconds": seconds}],
+        "outputs": [{"kind": "json", "path": str(report)}],
+        "tokenizer": {"kind": "huggingface_auto", "model": str(tokenizer)},
+    }}  # fmt: skip
+    scenario = out / f"{name}.scenario.json"
+    scenario.write_text(json.dumps(spec, indent=2))
+    done = subprocess.run(guidellm_command(scenario), capture_output=True, text=True,
+                          timeout=sum(seconds) + 300)  # fmt: skip
+    (out / f"{name}.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0 or not report.exists():
+        raise RuntimeError(f"guidellm {name} failed ({done.returncode}); see {out / name}.log")
+    return parse_report(json.loads(report.read_text()))
+
+
+def rejections(log: Path) -> int:
+    return log.read_text(errors="replace").count('" 503 ')
+
+
+def summarize(level: LevelMetrics) -> dict[str, Any]:
+    return {
+        "offered_rps": None,
+        "admitted": level.successful,
+        "errored": level.errored,
+        "incomplete": level.incomplete,
+        "admitted_rps": round(level.requests_per_s, 3),
+        "ttft_p95_ms": round(level.ttft_ms.p95, 1),
+        "ttft_p50_ms": round(level.ttft_ms.p50, 1),
+        "itl_p95_ms": round(level.itl_ms.p95, 2),
+        "prompt_tokens_mean": round(level.prompt_tokens_mean, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True, help="the served checkpoint")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "out" / "overload")
+    parser.add_argument("--seconds", type=int, default=LEVEL_SECONDS)
+    args = parser.parse_args(argv)
+    if shutil.which("guidellm") is None and not (Path(sys.executable).parent / "guidellm").exists():
+        parser.error("run with .venv-workloads/bin/python (GuideLLM)")
+    out = args.out
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    plan = build_plan(load_stack("local"), "local")
+    vllm = plan.vllm
+    model_args = ["--model", str(args.model.resolve()),
+                  "--served-model-name", vllm.served_model_name]  # fmt: skip
+    tuning = vllm.server_args()
+    admission_flags = ["--max-num-queued-reqs", "--max-num-queued-tokens"]
+    unbounded = [
+        arg
+        for i, arg in enumerate(tuning)
+        if arg not in admission_flags and (i == 0 or tuning[i - 1] not in admission_flags)
+    ]
+    template = chat_template_tokens(str(args.model))
+    shape = {"prompt_tokens": plan.workload.prompt_tokens - template,
+             "output_tokens": plan.workload.output_tokens}  # fmt: skip
+    gate = plan.gate
+    result: dict[str, Any] = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{os.cpu_count()} CPU cores ({platform.machine()}), no GPU",
+        "server": "vLLM CPU build 0.32 (the local stack's), " + " ".join(tuning),
+        "traffic": (
+            f"{plan.workload.prompt_tokens} prompt / {plan.workload.output_tokens} output "
+            "tokens, GuideLLM constant-rate (open loop)"
+        ),
+        "slo": {"ttft_p95_ms": gate.ttft_p95_ms, "itl_p95_ms": gate.itl_p95_ms},
+        "admission": asdict(plan.admission),
+        "command": "python -m benchmarks.overload.run " + " ".join(argv or sys.argv[1:]),
+        "modes": {},
+    }
+    for mode, server_args in (("unbounded", unbounded), ("admission", tuning)):
+        log = out / f"vllm-{mode}.log"
+        server = start_server(args.model, model_args + server_args, vllm.environment(), log)
+        try:
+            if mode == "unbounded":
+                streams = gate.one_replica().capacity_concurrency
+                (capacity,) = guidellm("capacity", {"kind": "concurrent", "streams": [streams]},
+                                       [args.seconds], shape, args.model, out)  # fmt: skip
+                result["capacity"] = summarize(capacity) | {"concurrency": streams}
+                rate = capacity.requests_per_s
+            sampler = QueueSampler()
+            sampler.start()
+            before = rejections(log)
+            rates = [round(k * rate, 2) for k in MULTIPLES]
+            levels = guidellm(f"overload-{mode}", {"kind": "constant", "rate": rates,
+                                                   "max_concurrency": 1024},
+                              [args.seconds] * len(rates), shape, args.model, out)  # fmt: skip
+            sampler.stop.set()
+            sampler.join()
+            rows = []
+            for k, offered, level in zip(MULTIPLES, rates, levels, strict=True):
+                rows.append(summarize(level) | {"multiple": k, "offered_rps": offered})
+            result["modes"][mode] = {
+                "levels": rows,
+                "rejected_http_503": rejections(log) - before,
+                "queue": [[round(t, 1), w, r] for t, w, r in sampler.samples],
+            }
+        finally:
+            stop_server(server)
+    (RESULTS / "overload.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({m: v["levels"] for m, v in result["modes"].items()}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
