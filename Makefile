@@ -122,7 +122,7 @@ images:
 
 ## push: push the built images to $(REGISTRY) and write their digests to out/images/digests.json
 push:
-	IMAGES="$(IMAGES)" REGISTRY="$(REGISTRY)" bash workloads/images/push.sh
+	IMAGES="$(IMAGES)" REGISTRY="$(REGISTRY)" TRANSPORT="$(TRANSPORT)" bash workloads/images/push.sh
 
 ## images-test: run each built image's entrypoint on committed inputs (buildah run)
 images-test: $(STAMP) $(WL_STAMP)
