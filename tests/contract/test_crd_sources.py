@@ -41,3 +41,36 @@ def test_recording_reads_the_sources_table(tmp_path: Path) -> None:
     (row,) = record(tmp_path)
     assert row == {"file": "a/x.yaml", "project": "github.com/o/r", "path": "crds/x.yaml",
                    "commit": "a" * 40, "sha256": sha256(tmp_path / "a" / "x.yaml")}  # fmt: skip
+
+
+def test_make_crds_keeps_only_what_matches_the_record(tmp_path: Path, monkeypatch) -> None:
+    """`make crds` (fetch) writes a schema only when its bytes match the recorded sha256, and
+    fails (exit 1) naming the file otherwise; no network is needed to check that logic."""
+    import hashlib
+    import io
+    import json
+
+    from tests.contract import crd_sources
+
+    good, bad = b"kind: CustomResourceDefinition\n", b"tampered\n"
+    rows = [
+        {"file": "a/good.yaml", "project": "github.com/o/r", "path": "good.yaml",
+         "commit": "a" * 40, "sha256": hashlib.sha256(good).hexdigest()},
+        {"file": "a/bad.yaml", "project": "github.com/o/r", "path": "bad.yaml",
+         "commit": "a" * 40, "sha256": "0" * 64},
+    ]  # fmt: skip
+    record = tmp_path / "crd_sources.json"
+    record.write_text(json.dumps(rows))
+    monkeypatch.setattr(crd_sources, "SOURCES", record)
+    served = {"good.yaml": good, "bad.yaml": bad}
+    urls: list[str] = []
+
+    def fake_urlopen(url: str, timeout: float) -> io.BytesIO:
+        urls.append(url)
+        return io.BytesIO(served[url.rsplit("/", 1)[1]])
+
+    monkeypatch.setattr(crd_sources.urllib.request, "urlopen", fake_urlopen)
+    assert crd_sources.fetch(tmp_path / "cache") == 1
+    assert (tmp_path / "cache" / "a" / "good.yaml").read_bytes() == good
+    assert not (tmp_path / "cache" / "a" / "bad.yaml").exists()
+    assert urls[0] == f"https://raw.githubusercontent.com/o/r/{'a' * 40}/good.yaml"
