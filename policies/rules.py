@@ -321,7 +321,47 @@ def benchmark_gate_exists(objects: list[Obj]) -> list[str]:
     return [] if gates else ["add the benchmark gate Job (leanrag.io/role: benchmark-gate)"]
 
 
+def autoscaling_before_shedding(objects: list[Obj]) -> list[str]:
+    """Where vLLM sheds load (--max-num-queued-reqs), KEDA scales out first: its waiting-
+    requests target per replica is below the queue vLLM still admits (the in-flight cap minus
+    --max-num-seqs), so a new replica is on its way before requests are refused."""
+    allowance: dict[str, int] = {}
+    for obj in objects:
+        namespace = (obj.get("metadata") or {}).get("namespace", "")
+        for _, _, containers in pod_specs(obj):
+            for container in containers:
+                flags = _flags([str(a) for a in container.get("args") or []])
+                if "--max-num-queued-reqs" in flags and "--max-num-seqs" in flags:
+                    queue = int(flags["--max-num-queued-reqs"]) - int(flags["--max-num-seqs"])
+                    allowance[namespace] = min(queue, allowance.get(namespace, queue))
+    found = []
+    for obj in objects:
+        namespace = (obj.get("metadata") or {}).get("namespace", "")
+        if namespace not in allowance:
+            continue
+        spec = obj.get("spec") or {}
+        if obj.get("kind") == "LLMInferenceService":
+            triggers = ((spec.get("scaling") or {}).get("keda") or {}).get("triggers") or []
+        elif obj.get("kind") == "ScaledObject":
+            triggers = spec.get("triggers") or []
+        else:
+            continue
+        for trigger in triggers:
+            metadata = trigger.get("metadata") or {}
+            if "num_requests_waiting" not in str(metadata.get("query", "")):
+                continue
+            threshold = float(metadata.get("threshold", "inf"))
+            if threshold >= allowance[namespace]:
+                found.append(
+                    f"{_name(obj)}: KEDA scales out at {threshold:g} waiting requests per "
+                    f"replica, but vLLM sheds beyond {allowance[namespace]} waiting: lower the "
+                    "target below the admission allowance"
+                )
+    return found
+
+
 STACK_RULES = {
+    "autoscaling-before-shedding": autoscaling_before_shedding,
     "namespaces-default-deny": namespaces_default_deny,
     "serving-is-highly-available": serving_is_highly_available,
     "benchmark-gate-exists": benchmark_gate_exists,

@@ -255,3 +255,21 @@ def test_stack_policy_sees_the_whole_stack() -> None:
     policy = next(p for p in build_policies() if p.name == "benchmark-gate-exists")
     policy.validate(SimpleNamespace(resources=resources), lambda m, urn: reported.append(m))
     assert reported == ["add the benchmark gate Job (leanrag.io/role: benchmark-gate)"]
+
+
+def test_keda_scales_out_before_vllm_sheds() -> None:
+    """With admission control on (a vLLM that has it), the plan's KEDA target sits below the
+    queue vLLM still admits; a target above it is a violation."""
+    from infra.config import validate_stack
+    from tests.conftest import edited, stack_raw
+
+    raw = edited(stack_raw("prod"), "images.vllm", "docker.io/vllm/vllm-openai:v0.29.0")
+    plan = build_plan(validate_stack(raw, "prod-vllm-0.29"), "prod")
+    objects = [copy.deepcopy(o) for b in platform_bundles(plan) for o in b.objects]
+    serving = find(objects, "LLMInferenceService", "leanrag-llm")
+    assert "--max-num-queued-reqs" in json.dumps(serving)
+    assert "autoscaling-before-shedding" not in violations(objects)
+    for trigger in serving["spec"]["scaling"]["keda"]["triggers"]:
+        if "num_requests_waiting" in trigger["metadata"]["query"]:
+            trigger["metadata"]["threshold"] = str(plan.admission.max_num_queued_reqs)
+    assert set(mandatory(violations(objects), "prod")) == {"autoscaling-before-shedding"}
