@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 from pathlib import Path
 
@@ -265,3 +266,49 @@ def test_a_reader_in_a_new_process_can_search(tmp_path: Path, embedder) -> None:
     )  # fmt: skip
     assert found.returncode == 0, found.stderr[-2000:]
     assert found.stdout.strip().splitlines()[-1] == "1"
+
+
+def test_bad_documents_are_listed_with_why_and_the_rest_is_ingested(
+    tmp_path: Path, embedder
+) -> None:
+    """Empty, garbage named .pdf/.docx, truncated DOCX/PPTX, an oversized Markdown file and
+    legacy-encoded HTML: each is skipped with its reason or ingested; the good documents are
+    ingested; the exit code says partial (3); a re-run keeps what was stored."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "good.md").write_text(MARKDOWN)
+    (docs / "empty.md").write_bytes(b"")
+    noise = bytes((i * 131 + 7) % 256 for i in range(20000))
+    (docs / "scan.pdf").write_bytes(noise)
+    (docs / "letter.docx").write_bytes(noise)
+    docx = next(SAMPLE_CORPUS.rglob("*.docx")).read_bytes()
+    pptx = next(SAMPLE_CORPUS.rglob("*.pptx")).read_bytes()
+    (docs / "cut.docx").write_bytes(docx[: len(docx) // 2])
+    (docs / "cut.pptx").write_bytes(pptx[: len(pptx) // 2])
+    (docs / "huge.md").write_bytes(b"# Huge\n\n" + b"lorem ipsum dolor sit amet " * 40000)
+    (docs / "legacy.html").write_bytes(
+        '<html><head><meta charset="windows-1252"><title>Caf\xe9</title></head><body>'
+        "<h1>Caf\xe9 menu</h1><p>Cr\xe8me br\xfbl\xe9e costs \u20ac 5.</p></body></html>".encode(
+            "cp1252"
+        )
+    )
+    db = str(tmp_path / "rag.db")
+    summary_file = tmp_path / "summary.json"
+    base = ["--source", str(docs), "--milvus-uri", db, "--no-progress", "--max-document-mb", "0.5"]
+    assert ingest_cli([*base, "--summary-json", str(summary_file)]) == 3
+    summary = json.loads(summary_file.read_text())
+    reasons = {item["source"]: item["reason"] for item in summary["rejected"]}
+    assert set(reasons) == {"empty.md", "scan.pdf", "letter.docx", "cut.docx", "cut.pptx",
+                            "huge.md"}  # fmt: skip
+    assert reasons["empty.md"] == "empty file"
+    assert "not a PDF" in reasons["scan.pdf"] and "not a DOCX" in reasons["letter.docx"]
+    assert "damaged" in reasons["cut.docx"] and "damaged" in reasons["cut.pptx"]
+    assert "--max-document-mb" in reasons["huge.md"]
+    stored = {row["source"] for row in rows(db)}
+    assert stored == {"good.md", "legacy.html"}
+    legacy = [row["text"] for row in rows(db) if row["source"] == "legacy.html"]
+    assert any("Crème brûlée costs € 5" in text for text in legacy)
+    # Fixing one file and re-running ingests it and keeps the rest; still partial.
+    (docs / "empty.md").write_text(MARKDOWN.replace("Pump Station", "Valve"))
+    assert ingest_cli(base) == 3
+    assert {row["source"] for row in rows(db)} == {"good.md", "legacy.html", "empty.md"}

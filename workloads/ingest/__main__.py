@@ -2,7 +2,8 @@
 
 Converts Markdown, HTML, DOCX, PPTX and PDF with Docling, chunks with the embedding model's
 tokenizer, embeds, and upserts into Milvus: a file path (Milvus Lite) or http(s)://host:19530.
-Exit codes: 0 done, 2 bad input or missing prerequisite (the message names the fix).
+Exit codes: 0 every document ingested, 3 partial (the skipped documents are listed with why),
+2 bad input or missing prerequisite (the message names the fix).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from workloads.ingest.convert import MAX_DOCUMENT_MB
 from workloads.ingest.errors import IngestError
 from workloads.ingest.pipeline import IngestSettings, ingest
 from workloads.ingest.publish import PublishResult
@@ -57,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--delete-missing", action="store_true", help="drop removed documents")
     parser.add_argument("--summary-json", type=Path, help="also write the summary here")
+    parser.add_argument(
+        "--max-document-mb",
+        type=float,
+        default=MAX_DOCUMENT_MB,
+        help="skip (and list) documents larger than this",
+    )
     parser.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -103,6 +111,9 @@ def _publish(
         store.close()
 
 
+EXIT_PARTIAL = 3
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = IngestSettings(
@@ -116,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         artifacts_path=Path(args.artifacts_path) if args.artifacts_path else None,
         delete_missing=args.delete_missing,
         milvus_token=os.environ.get("MILVUS_TOKEN"),
+        max_document_mb=args.max_document_mb,
     )
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -142,10 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         f"({summary.chunks_per_second:.1f} chunks/s); "
         f"{summary.stored_chunks} chunks in {summary.collection}"
     )
+    for rejected in summary.rejected:
+        print(f"skipped {rejected['source']}: {rejected['reason']}", file=sys.stderr)
     if args.summary_json:
         args.summary_json.parent.mkdir(parents=True, exist_ok=True)
         args.summary_json.write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
-    return 0
+    # 0: every document ingested; 3: partial (the skipped ones are listed, with why).
+    return 0 if summary.complete else EXIT_PARTIAL
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workloads.ingest.errors import IngestError
+from workloads.ingest.errors import DocumentRejected, IngestError
 
 # File suffixes Docling reads here, by input format.
 SUFFIXES = {
@@ -20,6 +20,10 @@ SUFFIXES = {
     ".pptx": "pptx",
     ".pdf": "pdf",
 }
+# What a file of each binary format starts with (DOCX and PPTX are ZIP containers).
+MAGIC = {"pdf": b"%PDF-", "docx": b"PK\x03\x04", "pptx": b"PK\x03\x04"}
+# Larger documents are rejected, not converted: one huge file must not stall or exhaust the Job.
+MAX_DOCUMENT_MB = 25.0
 PDF_MODELS_FIX = (
     "PDF conversion needs Docling's layout models. On a machine with internet run "
     "`docling-tools models download -o DIR`, copy DIR next to the documents (a PVC or image "
@@ -87,6 +91,7 @@ class Converter:
         max_tokens: int,
         overlap: int,
         artifacts_path: Path | None = None,
+        max_document_mb: float = MAX_DOCUMENT_MB,
     ) -> None:
         if max_tokens < 16:
             raise IngestError(f"--max-tokens {max_tokens}: use at least 16 tokens per chunk")
@@ -103,6 +108,7 @@ class Converter:
 
         self._tokenizer = tokenizer
         self._overlap = overlap
+        self._max_bytes = max_document_mb * 1024 * 1024
         self._artifacts_path = artifacts_path
         self._chunker = HybridChunker(
             tokenizer=HuggingFaceTokenizer(tokenizer=tokenizer, max_tokens=max_tokens - overlap),
@@ -138,15 +144,37 @@ class Converter:
         except Exception as error:  # huggingface_hub / OSError variants across versions
             raise IngestError(f"{PDF_MODELS_FIX} (Docling said: {error})") from None
 
+    def check(self, document: SourceDocument) -> None:
+        """Reject what must not reach Docling: empty, too big, not the format its name says."""
+        size = document.path.stat().st_size
+        if size == 0:
+            raise DocumentRejected("empty file")
+        if size > self._max_bytes:
+            raise DocumentRejected(
+                f"{size / 1048576:.1f} MB, over the {self._max_bytes / 1048576:g} MB limit "
+                "(--max-document-mb)"
+            )
+        kind = SUFFIXES[document.path.suffix.lower()]
+        if kind in MAGIC:
+            with document.path.open("rb") as handle:
+                head = handle.read(len(MAGIC[kind]))
+            if head != MAGIC[kind]:
+                raise DocumentRejected(f"not a {kind.upper()} file (its content is not {kind})")
+
     def convert(self, document: SourceDocument) -> ConvertedDocument:
+        """Chunks of one document; DocumentRejected names why it has none."""
+        self.check(document)
         try:
             result = self._converter.convert(document.path, raises_on_error=True)
         except Exception as error:
-            if document.path.suffix.lower() == ".pdf":
+            if document.path.suffix.lower() == ".pdf" and _missing_models(error):
                 raise IngestError(f"{document.source}: {PDF_MODELS_FIX} ({error})") from None
-            raise IngestError(f"{document.source}: Docling could not convert it: {error}") from None
+            reason = str(error).splitlines()[0][:300]
+            raise DocumentRejected(f"damaged or unreadable: {reason}") from None
         docling_document = result.document
         chunks = tuple(self._chunks(document.source, docling_document))
+        if not chunks:
+            raise DocumentRejected("no text found in it")
         pages = max(1, len(getattr(docling_document, "pages", {}) or {}))
         return ConvertedDocument(document=document, pages=pages, chunks=chunks)
 
@@ -180,6 +208,12 @@ class Converter:
         if len(offsets) <= self._overlap:
             return text
         return text[offsets[-self._overlap][0] :]
+
+
+def _missing_models(error: Exception) -> bool:
+    """Docling could not load its PDF models (a setup problem for the whole run)."""
+    text = f"{type(error).__name__} {error}".lower()
+    return any(word in text for word in ("artifacts", "model", "huggingface", "snapshot"))
 
 
 def _first_page(piece: Any) -> int:

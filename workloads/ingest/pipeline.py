@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from workloads.ingest.convert import Converter, discover
+from workloads.ingest.convert import MAX_DOCUMENT_MB, Converter, discover
 from workloads.ingest.embed import Embedder
-from workloads.ingest.errors import IngestError
+from workloads.ingest.errors import DocumentRejected
 from workloads.ingest.store import MilvusStore, chunk_ids
 
 
@@ -33,6 +33,7 @@ class IngestSettings:
     batch_size: int = 64
     delete_missing: bool = False
     milvus_token: str | None = None
+    max_document_mb: float = MAX_DOCUMENT_MB
 
 
 @dataclass
@@ -46,6 +47,13 @@ class IngestSummary:
     collection: str = ""
     embedding_model: str = ""
     sources: list[str] = field(default_factory=list)
+    # Documents not ingested this run, each with why ({"source": ..., "reason": ...}); what
+    # an earlier run stored from them is kept.
+    rejected: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.rejected
 
     @property
     def chunks_per_second(self) -> float:
@@ -59,14 +67,25 @@ class IngestSummary:
 Progress = Callable[[int, int, str], None]
 
 
+def _is_pdf(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(5) == b"%PDF-"
+
+
 def ingest(
     settings: IngestSettings, embedder: Embedder, progress: Progress | None = None
 ) -> IngestSummary:
     started = time.perf_counter()
     documents = discover(settings.source)
     max_tokens = min(settings.max_tokens, getattr(embedder, "max_tokens", settings.max_tokens))
-    converter = Converter(embedder.tokenizer, max_tokens, settings.overlap, settings.artifacts_path)
-    if any(d.path.suffix.lower() == ".pdf" for d in documents):
+    converter = Converter(
+        embedder.tokenizer,
+        max_tokens,
+        settings.overlap,
+        settings.artifacts_path,
+        settings.max_document_mb,
+    )
+    if any(d.path.suffix.lower() == ".pdf" and _is_pdf(d.path) for d in documents):
         converter.check_pdf_models()  # before anything is written
     store = MilvusStore(
         settings.milvus_uri,
@@ -88,11 +107,15 @@ def ingest(
             if store.complete(version):
                 summary.skipped += 1  # nothing to convert: all its chunks are stored
             else:
-                converted = converter.convert(document)
+                try:
+                    converted = converter.convert(document)
+                except DocumentRejected as rejected:
+                    summary.rejected.append({"source": document.source, "reason": str(rejected)})
+                    if progress:
+                        progress(number, len(documents), document.source)
+                    continue  # nothing written for it; an earlier version's rows stay
                 chunks = converted.chunks
                 summary.pages += converted.pages
-                if not chunks:
-                    raise IngestError(f"{document.source}: Docling found no text in it; remove it")
                 ids = chunk_ids(chunks)
                 for start in range(0, len(chunks), settings.batch_size):
                     batch = chunks[start : start + settings.batch_size]
