@@ -58,17 +58,17 @@ class AwsMachineConfig(_Section):
     region: str
     availability_zone: str
     ami_id: str = Field(pattern=r"^ami-[0-9a-f]{8,17}$")
-    root_volume_gib: int = Field(default=250, ge=50)
+    root_volume_gib: int = Field(default=250, ge=50, le=16384)
 
 
 class GpuPoolConfig(_Section):
     gpu: str
     instance_type: str | None = None
     gpus_per_node: int = Field(ge=1, le=16)
-    min_nodes: int = Field(ge=0)
-    max_nodes: int = Field(ge=1)
+    min_nodes: int = Field(ge=0, le=1000)
+    max_nodes: int = Field(ge=1, le=1000)
     # Override of the catalog's memory figure (e.g. a MIG slice or the CPU build's budget).
-    memory_gib: float | None = Field(default=None, gt=0)
+    memory_gib: float | None = Field(default=None, gt=0, le=4096)
     aws: AwsMachineConfig | None = None
     # OpenShift: create the cluster-wide ClusterAutoscaler "default" (only if none exists).
     cluster_autoscaler: bool = False
@@ -84,15 +84,15 @@ class GpuPoolConfig(_Section):
 class ArchitectureConfig(_Section):
     """Architecture facts; with a preset each one is an optional override."""
 
-    num_layers: int | None = Field(default=None, ge=1)
-    hidden_size: int | None = Field(default=None, ge=1)
-    num_attention_heads: int | None = Field(default=None, ge=1)
-    num_kv_heads: int | None = Field(default=None, ge=1)
-    head_dim: int | None = Field(default=None, ge=1)
-    intermediate_size: int | None = Field(default=None, ge=1)
-    vocab_size: int | None = Field(default=None, ge=1)
-    max_context_tokens: int | None = Field(default=None, ge=1)
-    parameter_count: int | None = Field(default=None, ge=1)
+    num_layers: int | None = Field(default=None, ge=1, le=1024)
+    hidden_size: int | None = Field(default=None, ge=1, le=131072)
+    num_attention_heads: int | None = Field(default=None, ge=1, le=1024)
+    num_kv_heads: int | None = Field(default=None, ge=1, le=1024)
+    head_dim: int | None = Field(default=None, ge=1, le=1024)
+    intermediate_size: int | None = Field(default=None, ge=1, le=1048576)
+    vocab_size: int | None = Field(default=None, ge=1, le=10_000_000)
+    max_context_tokens: int | None = Field(default=None, ge=1, le=10_000_000)
+    parameter_count: int | None = Field(default=None, ge=1, le=10**13)
     tie_word_embeddings: bool | None = None
 
 
@@ -127,8 +127,8 @@ class ServingConfig(_Section):
     # Knobs the plan decides unless the operator pins them here.
     gpu_memory_utilization: float | None = Field(default=None, ge=0.5, le=0.98)
     max_num_seqs: int | None = Field(default=None, ge=1, le=4096)
-    max_model_len: int | None = Field(default=None, ge=256)
-    max_num_batched_tokens: int | None = Field(default=None, ge=256)
+    max_model_len: int | None = Field(default=None, ge=256, le=10_000_000)
+    max_num_batched_tokens: int | None = Field(default=None, ge=256, le=1_048_576)
     tensor_parallel_size: int | None = Field(default=None, ge=1, le=16)
     enable_prefix_caching: bool = True
     enable_chunked_prefill: bool = True
@@ -137,8 +137,8 @@ class ServingConfig(_Section):
     # prompt, so a long document's first token does not stall every other stream
     # (benchmarks/results/gpu_proof.md). 0: no plugin, vLLM as shipped.
     detokenizer_prime_tokens: int = Field(default=32, ge=0, le=4096)
-    min_replicas: int = Field(default=1, ge=0)
-    max_replicas: int | None = Field(default=None, ge=1)
+    min_replicas: int = Field(default=1, ge=0, le=1000)
+    max_replicas: int | None = Field(default=None, ge=1, le=1000)
     scale_to_zero: bool = False
     # GPTQ schemes calibrate on real text: a pvc:// or s3:// folder of documents (the corpus
     # you ingest) or JSONL file, fetched like the model.
@@ -147,7 +147,7 @@ class ServingConfig(_Section):
     # s3://<bucket>/<prefix> (default: a volume the stack creates, pvc://leanrag-models/...).
     checkpoint_uri: str | None = None
     # Size of the PVC that holds the compressed checkpoint (default: 1.5 × both checkpoints).
-    model_volume_gib: int | None = Field(default=None, ge=1)
+    model_volume_gib: int | None = Field(default=None, ge=1, le=100_000)
     # Deploy stock vLLM (bf16, default settings) beside the optimized service for the gate's
     # before/after measurement.
     baseline_comparison: bool = False
@@ -163,10 +163,10 @@ class ServingConfig(_Section):
 class WorkloadConfig(_Section):
     """The RAG traffic at peak: requests in flight and the shape of each."""
 
-    concurrent_users: int = Field(ge=1)
-    context_tokens: int = Field(ge=0)
-    question_tokens: int = Field(default=128, ge=1)
-    output_tokens: int = Field(ge=1)
+    concurrent_users: int = Field(ge=1, le=1_000_000)
+    context_tokens: int = Field(ge=0, le=10_000_000)
+    question_tokens: int = Field(default=128, ge=1, le=1_000_000)
+    output_tokens: int = Field(ge=1, le=1_000_000)
     shared_prefix_share: float = Field(default=0.0, ge=0.0, le=1.0)
 
     @property
@@ -175,14 +175,14 @@ class WorkloadConfig(_Section):
 
 
 class SloConfig(_Section):
-    ttft_p95_ms: float = Field(gt=0)
-    itl_p95_ms: float = Field(gt=0)
-    min_throughput_rps: float = Field(ge=0)
+    ttft_p95_ms: float = Field(gt=0, le=3_600_000)
+    itl_p95_ms: float = Field(gt=0, le=60_000)
+    min_throughput_rps: float = Field(ge=0, le=1_000_000)
     max_error_rate: float = Field(ge=0, lt=1)
 
 
 class CostConfig(_Section):
-    gpu_hour_usd: float = Field(gt=0)
+    gpu_hour_usd: float = Field(gt=0, le=10_000)
 
 
 class FeaturesConfig(_Section):
@@ -199,19 +199,19 @@ class RagConfig(_Section):
 
     # pvc://<claim>/<path> (default: a volume the stack creates) or s3://<bucket>/<prefix>.
     documents_uri: str = "pvc://leanrag-documents/"
-    documents_volume_gib: int = Field(default=20, ge=1)
+    documents_volume_gib: int = Field(default=20, ge=1, le=100_000)
     # Docling's layout models for PDFs, pre-downloaded (`docling-tools models download`) into
     # a folder of the documents volume; without it PDFs are refused with the fix.
     docling_artifacts_path: str | None = None
     collection: str = Field(default="leanrag_docs", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
     chunk_tokens: int = Field(default=256, ge=16, le=8192)
-    chunk_overlap_tokens: int = Field(default=32, ge=0)
+    chunk_overlap_tokens: int = Field(default=32, ge=0, le=8192)
     index_type: Literal["AUTOINDEX", "FLAT", "IVF_FLAT", "HNSW"] = "HNSW"
     metric: Literal["COSINE", "IP", "L2"] = "COSINE"
     # A sentence-transformers model: the ingestion image carries it; Llama Stack embeds
     # questions with the same one.
     embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
-    embedding_dimension: int = Field(default=384, ge=8)
+    embedding_dimension: int = Field(default=384, ge=8, le=65536)
     # Where Llama Stack sends chat requests (default: the inference gateway of the stack).
     inference_url: str | None = None
 

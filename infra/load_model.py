@@ -26,6 +26,9 @@ from infra.sizing import ServingKnobs, StepCost, Workload
 
 # Requests simulated after the warm-up wave: enough for a stable p95, few enough to stay fast.
 MEASURED_REQUESTS = 120
+# Clients beyond this only queue (max-num-seqs is at most 4,096): a plan for more users per
+# replica than that does not fit anyway, and the simulation must stay small.
+MAX_CLIENTS = 8192
 # A level meets the SLO when this share of its requests is within both targets (the gate's
 # goodput search uses the same: a joint p95).
 TARGET_ATTAINMENT = 0.95
@@ -268,6 +271,7 @@ class SimulatedReplica:
 
     def at(self, knobs: ServingKnobs, concurrency: int) -> LoadPoint:
         """Steady state with `concurrency` clients, the server started for them."""
+        concurrency = min(concurrency, MAX_CLIENTS)
         key = (knobs, concurrency)
         if key not in self._points:
             self._points[key] = simulate(

@@ -465,7 +465,8 @@ def _curves(
         ).kv_cache_tokens
         return tuple(max_concurrent_sequences(tokens, length) for length in contexts)
 
-    replicas = range(1, max(sizing.max_replicas, sizing.replicas) + 1)
+    # The figure's x axis: every replica count up to the plan's (a misfit may ask for many).
+    replicas = range(1, min(max(sizing.max_replicas, sizing.replicas), MAX_CURVE_REPLICAS) + 1)
     return CapacityCurves(
         context_tokens=contexts,
         max_sequences_16bit_kv=sequences("auto"),
@@ -548,6 +549,7 @@ def _optimized_knobs(config: StackConfig, accelerator: Accelerator, tp: int) -> 
 
 
 STEP_BUDGETS = (1024, 2048, 4096, 8192)
+MAX_CURVE_REPLICAS = 256
 
 
 def _best_step_budget(
