@@ -261,6 +261,38 @@ def test_endpoint_down_exits_2(tmp_path: Path) -> None:
     assert "did not answer" in report["reason"]
 
 
+def test_a_server_that_dies_during_a_run_is_could_not_measure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The endpoint answered before the run and not after it (vLLM killed mid-gate): exit 2
+    and a report naming the run — not a "fail" judged on the errors the dying server left."""
+    import workloads.benchmark.__main__ as gate_main
+    from workloads.benchmark.runner import EndpointDown
+
+    answers = iter(["tiny"])
+
+    def check(target: str, timeout_s: float = 10.0, insecure: bool = False) -> str:
+        try:
+            return next(answers)
+        except StopIteration:
+            raise EndpointDown(f"{target} did not answer /v1/models: connection refused") from None
+
+    def run(name: str, spec: dict, bounds: list, out_dir: Path) -> Run:
+        return _run(LEVEL)  # what GuideLLM reported before the server went away
+
+    monkeypatch.setattr(gate_main, "check_endpoint", check)
+    monkeypatch.setattr(gate_main, "run_guidellm", run)
+    plan = tmp_path / "plan.json"
+    gate = {name: getattr(TARGETS, name) for name in TARGETS.__dataclass_fields__}
+    plan.write_text(json.dumps({"stack": "t", "gate": gate}))
+    code = main(["--plan", str(plan), "--target", "http://127.0.0.1:9", "--out",
+                 str(tmp_path / "r"), "--skip-capacity-search"])  # fmt: skip
+    assert code == 2
+    report = json.loads((tmp_path / "r" / "gate.json").read_text())
+    assert report["verdict"] == COULD_NOT_MEASURE
+    assert "stopped answering during guidellm-optimized-rag" in report["reason"]
+
+
 def test_result_is_published_to_a_configmap_through_the_api() -> None:
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer

@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.out / f"{name}.json", targets, args.insecure, args.tokenizer,
                     )  # fmt: skip
                     runs[label][shape.name] = run_guidellm(name, spec, bounds, args.out)
+                    _still_answering(target, name, args.insecure)
                 # Traffic that is not the plan's is refused anyway: do not search with it.
                 if search and not shape_problems(runs[label]["rag"], shapes[0], targets):
                     bounds = search_bounds(targets, SEARCH_PROBES)
@@ -156,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.out / f"{name}.json", targets, args.insecure, args.tokenizer,
                     )  # fmt: skip
                     searches[label] = run_guidellm(name, spec, bounds, args.out)
+                    _still_answering(target, name, args.insecure)
     except EndpointDown as error:
         verdict = Verdict(COULD_NOT_MEASURE, str(error), (), None)
         document = write_report(args.out, verdict, targets, runs, searches, None, context)
@@ -181,6 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     if verdict.capacity:
         print(f"  {verdict.capacity.describe()}")
     return _publish(args.publish_configmap, document, verdict.exit_code)
+
+
+def _still_answering(target: str, run: str, insecure: bool) -> None:
+    """A server that died during a run leaves errored requests that would read as a failing
+    deployment: the gate says it could not measure instead, and names the run."""
+    try:
+        check_endpoint(target, insecure=insecure)
+    except EndpointDown as error:
+        raise EndpointDown(f"the endpoint stopped answering during {run}: {error}") from None
 
 
 def _speed_probe(
