@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from infra.local import processes
 from infra.plan import build_plan
 from infra.stack_source import PROJECT_ROOT, load_stack
 from workloads.benchmark.metrics import LevelMetrics, parse_report
@@ -44,31 +45,12 @@ LEVEL_SECONDS = 30
 MULTIPLES = (1, 2, 3)
 
 
-def start_server(model: Path, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+def start_server(args: list[str], env: dict[str, str], log: Path) -> processes.Server:
     command = [str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", *args,
                "--host", "127.0.0.1", "--port", str(PORT)]  # fmt: skip
-    handle = log.open("wb")
-    server = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
-                              env=os.environ | env, start_new_session=True)  # fmt: skip
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"vLLM exited {server.returncode}; see {log}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/health", timeout=2)
-            return server
-        except OSError:
-            time.sleep(1)
-    raise RuntimeError(f"vLLM did not come up in 300 s; see {log}")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    if server.poll() is None:
-        os.killpg(server.pid, 15)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, 9)
+    server = processes.start("vllm", command, log, env)
+    server.wait_until_ready(f"http://127.0.0.1:{PORT}/health", timeout_s=300)
+    return server
 
 
 class QueueSampler(threading.Thread):
@@ -176,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for mode, server_args in (("unbounded", unbounded), ("admission", tuning)):
         log = out / f"vllm-{mode}.log"
-        server = start_server(args.model, model_args + server_args, vllm.environment(), log)
+        server = start_server(model_args + server_args, vllm.environment(), log)
         try:
             if mode == "unbounded":
                 streams = gate.one_replica().capacity_concurrency
@@ -202,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                 "queue": [[round(t, 1), w, r] for t, w, r in sampler.samples],
             }
         finally:
-            stop_server(server)
+            server.stop()
     (RESULTS / "overload.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({m: v["levels"] for m, v in result["modes"].items()}, indent=1))
     return 0
