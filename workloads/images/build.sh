@@ -51,13 +51,23 @@ if ! "${B[@]}" inspect --type image localhost/leanrag-python:bookworm >/dev/null
   echo "python base in $(( $(date +%s) - t0 )) s"
 fi
 
+# Per workload: its pyproject extra and what the image is for.
+declare -A EXTRA=([benchmark]=gate [quantize]=quantize [ingest]=rag)
+declare -A DESCRIPTION=(
+  [benchmark]="Lean RAG post-deploy gate: GuideLLM with the plan's traffic, judged against the plan"
+  [quantize]="Lean RAG model compression: LLM Compressor (FP8, INT8 W8A8, W4A16)"
+  [ingest]="Lean RAG ingestion: Docling, chunks, embeddings, Milvus"
+)
 records=()
 for image in $IMAGES; do
+  [ -n "${EXTRA[$image]:-}" ] || { echo "unknown image $image (quantize, ingest, benchmark)" >&2; exit 2; }
   t0=$(date +%s)
   tag=localhost/leanrag-$image:$VERSION
   "${B[@]}" bud --quiet --isolation chroot --layers=false "${MOUNTS[@]}" "${PIP_ARGS[@]}" \
+    --build-arg "WORKLOAD=$image" --build-arg "EXTRA=${EXTRA[$image]}" \
+    --build-arg "DESCRIPTION=${DESCRIPTION[$image]}" \
     --build-arg "VERSION=$VERSION" --build-arg "REVISION=$REVISION" --build-arg "SOURCE=$SOURCE" \
-    -f "workloads/$image/Containerfile" -t "$tag" . >/dev/null
+    -f workloads/images/workload.Containerfile -t "$tag" . >/dev/null
   seconds=$(( $(date +%s) - t0 ))
   archive=$OUT/leanrag-$image-$VERSION.oci.tar
   rm -f "$archive"

@@ -13,12 +13,17 @@ VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
 WORK=$PWD/out/images/test
 rm -rf "$WORK"; mkdir -p "$WORK/in" "$WORK/out"; chmod 0777 "$WORK/out"
 B=(buildah --storage-driver vfs)
-run_in() {  # image, then the command; /in read-only, /out writable by the image's user
+run_in() {  # image, then its entrypoint's arguments; /in read-only, /out writable by its user
   chmod -R a+rX "$WORK/in"  # the image runs as UID 1001 (safetensors files are written 0600)
-  local ctr; ctr=$("${B[@]}" from --quiet "localhost/leanrag-$1:$VERSION"); shift
+  local image="localhost/leanrag-$1:$VERSION"; shift
+  # `buildah run` takes a command, not the entrypoint: run the image's own entrypoint.
+  local entrypoint
+  mapfile -t entrypoint < <("${B[@]}" inspect --type image "$image" | python3 -c \
+    'import json, sys; print("\n".join(json.load(sys.stdin)["OCIv1"]["config"]["Entrypoint"]))')
+  local ctr; ctr=$("${B[@]}" from --quiet "$image")
   local code=0
   "${B[@]}" run --isolation chroot --user 1001:0 -v "$WORK/in:/in:ro" -v "$WORK/out:/out" \
-    "$ctr" -- "$@" || code=$?
+    "$ctr" -- "${entrypoint[@]}" "$@" || code=$?
   "${B[@]}" rm "$ctr" >/dev/null
   return $code
 }
@@ -28,7 +33,7 @@ for image in $IMAGES; do
     benchmark)
       .venv/bin/leanrag plan --stack local --output "$WORK/in/plan.json" >/dev/null
       cp tests/golden/guidellm/vllm-cpu-rag-level.json "$WORK/in/report.json"
-      code=0; run_in benchmark leanrag-benchmark --plan /in/plan.json --from-report /in/report.json \
+      code=0; run_in benchmark --plan /in/plan.json --from-report /in/report.json \
         --target http://127.0.0.1:8000 \
         --out /out/gate || code=$?
       host=0; .venv-workloads/bin/python -m workloads.benchmark --plan "$WORK/in/plan.json" \
@@ -52,7 +57,7 @@ PY
       python3 -c 'import json, pathlib, sys
 for p in sorted(pathlib.Path(sys.argv[1]).rglob("*.md")):
     print(json.dumps({"text": p.read_text()}))' workloads/ingest/sample_corpus > "$WORK/in/calibration.jsonl"
-      run_in quantize leanrag-quantize --model /in/model --scheme int8-w8a8 --output /out/checkpoint \
+      run_in quantize --model /in/model --scheme int8-w8a8 --output /out/checkpoint \
         --calibration /in/calibration.jsonl --min-samples 1 --samples 8 --max-seq-len 128
       python3 - "$WORK/out/checkpoint" <<'PY'
 import json, pathlib, sys
@@ -65,7 +70,7 @@ print("quantize image: INT8 W8A8 checkpoint written (weights and activations 8-b
 PY
       ;;
     ingest)
-      run_in ingest leanrag-ingest --source /opt/leanrag/src/workloads/ingest/sample_corpus \
+      run_in ingest --source /opt/leanrag/src/workloads/ingest/sample_corpus \
         --milvus-uri /out/ingest.db --no-progress --summary-json /out/ingest.json
       .venv-workloads/bin/leanrag-ingest --source workloads/ingest/sample_corpus \
         --milvus-uri "$WORK/host-ingest.db" --no-progress --summary-json "$WORK/host-ingest.json" >/dev/null
