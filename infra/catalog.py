@@ -195,8 +195,10 @@ class ModelPreset:
     name: str
     uri: str
     architecture: ModelArchitecture
-    # True for models whose weights are random (tests, the local stack's embedded default).
+    # True for models whose weights are random (speed and memory work, tests).
     random_weights: bool = False
+    # True for tiny models trained here on CPU (workloads/models.py): quality deltas are real.
+    trained_locally: bool = False
 
 
 # Values from each model's published config.json; parameter counts are the exact totals
@@ -280,8 +282,8 @@ MODEL_PRESETS: dict[str, ModelPreset] = {
             ),
         ),
         ModelPreset(
-            # The local stack's embedded default: a real Llama architecture, random weights,
-            # built on the fly (no download). Every output that uses it says so.
+            # A real Llama architecture with random weights, built on the fly (no download), for
+            # speed and memory work. Every output that uses it says so.
             name="tiny-random-llama",
             uri="local://tiny-random-llama",
             architecture=ModelArchitecture(
@@ -296,6 +298,25 @@ MODEL_PRESETS: dict[str, ModelPreset] = {
                 parameter_count=3_278_080,
             ),
             random_weights=True,
+        ),
+        ModelPreset(
+            # The local stack's embedded default: the same architecture trained for minutes on
+            # CPU on text that ships with Python (workloads/models.py), cached by content hash,
+            # so compression's quality deltas are real. Speed is the random model's.
+            name="tiny-trained-llama",
+            uri="local://tiny-trained-llama",
+            architecture=ModelArchitecture(
+                num_layers=2,
+                hidden_size=256,
+                num_attention_heads=4,
+                num_kv_heads=2,
+                head_dim=64,
+                intermediate_size=512,
+                vocab_size=4096,
+                max_context_tokens=2048,
+                parameter_count=3_278_080,
+            ),
+            trained_locally=True,
         ),
     )
 }

@@ -120,6 +120,19 @@ class ModelConfig(_Section):
         return value
 
 
+class QualityBudgetConfig(_Section):
+    """What a compressed checkpoint may lose on held-out passages of the calibration corpus
+    before the quantize Job refuses to publish it (unset: the scheme's default in
+    workloads/contract.py, measured in benchmarks/results/quality.md)."""
+
+    enabled: bool = True
+    max_kl_nats: float | None = Field(default=None, gt=0, le=10)
+    min_top1_agreement: float | None = Field(default=None, ge=0, le=1)
+    max_perplexity_increase: float | None = Field(default=None, ge=0, le=10)
+    # The gate's live check: served log-probabilities of the held-out passages vs the Job's.
+    live_tolerance_nats: float | None = Field(default=None, gt=0, le=10)
+
+
 class ServingConfig(_Section):
     quantization: Quantization
     kv_cache_dtype: KvCacheDtype = "auto"
@@ -151,6 +164,7 @@ class ServingConfig(_Section):
     # Deploy stock vLLM (bf16, default settings) beside the optimized service for the gate's
     # before/after measurement.
     baseline_comparison: bool = False
+    quality_budget: QualityBudgetConfig = QualityBudgetConfig()
 
     @field_validator("calibration_uri", "checkpoint_uri")
     @classmethod
@@ -329,6 +343,7 @@ def resolve_model(model: ModelConfig) -> ModelPreset:
             uri=model.uri or preset.uri,
             architecture=ModelArchitecture(**base),
             random_weights=preset.random_weights,
+            trained_locally=preset.trained_locally,
         )
     return ModelPreset(
         name=model.served_name or (model.uri or "model").rstrip("/").rsplit("/", 1)[-1].lower(),
@@ -510,6 +525,22 @@ def check_combinations(config: StackConfig) -> list[ConfigProblem]:
                 workload.context_tokens,
                 f"question + context + output = {sequence_tokens} tokens exceeds the "
                 f"{context_limit}-token context; retrieve fewer or shorter chunks",
+            )
+        )
+    if (
+        cluster
+        and serving.quantization == "fp8"
+        and serving.quality_budget.enabled
+        and serving.calibration_uri is None
+    ):
+        add(
+            ConfigProblem(
+                key_path("serving", "calibrationUri"),
+                MISSING,
+                "the quality check reads held-out passages of your corpus before the fp8 "
+                "checkpoint is published: set pvc://<claim>/<folder> or s3://<bucket>/<folder> "
+                "holding documents like the ones you ingest (or set "
+                "leanrag:serving.qualityBudget.enabled: false to publish unmeasured)",
             )
         )
     if (

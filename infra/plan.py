@@ -18,6 +18,7 @@ from infra.config import (
     ImagesConfig,
     NamespacesConfig,
     RagConfig,
+    ServingConfig,
     StackConfig,
 )
 from infra.load_model import LoadPoint, SimulatedReplica, SloCapacity, served_knobs
@@ -36,7 +37,12 @@ from infra.sizing import (
     weight_bytes,
     with_knobs,
 )
-from workloads.contract import GatePlan
+from workloads.contract import (
+    DEFAULT_QUALITY_BUDGETS,
+    LIVE_TOLERANCE_NATS,
+    GatePlan,
+    QualityBudget,
+)
 from workloads.vllm_plugin import ENV_PRIME_TOKENS as DETOKENIZER_PRIME_ENV
 
 OPTIMIZED_UTILIZATION = 0.92
@@ -81,6 +87,12 @@ class ModelPlan:
     checkpoint_uri: str
     model_volume_gib: int
     calibration_uri: str | None
+    # What the compressed checkpoint may lose (None: published unmeasured); the gate's live
+    # check tolerance.
+    quality_budget: QualityBudget | None = None
+    live_tolerance_nats: float = LIVE_TOLERANCE_NATS
+    # A tiny model trained on this host (the local stack builds it; no download).
+    trained_locally: bool = False
 
 
 @dataclass(frozen=True)
@@ -346,6 +358,7 @@ def build_plan(
         name=preset.name,
         source_uri=preset.uri,
         random_weights=preset.random_weights,
+        trained_locally=preset.trained_locally,
         quantization=knobs.quantization,
         needs_compression=compressed,
         weights_gib=weights_gib,
@@ -360,6 +373,8 @@ def build_plan(
         model_volume_gib=serving.model_volume_gib
         or max(10, math.ceil(1.5 * (source_gib + weights_gib) / 10) * 10),
         calibration_uri=serving.calibration_uri,
+        quality_budget=_quality_budget(serving) if compressed else None,
+        live_tolerance_nats=serving.quality_budget.live_tolerance_nats or LIVE_TOLERANCE_NATS,
     )
     pool_name = f"leanrag-{stack}-{accelerator.name.lower()}"
     return DeploymentPlan(
@@ -437,6 +452,7 @@ def build_plan(
             min_measured_requests=MIN_MEASURED_REQUESTS,
             cost_per_hour_usd=sizing.cost_per_hour_usd,
             replicas=sizing.replicas,
+            quality_tolerance_nats=model.live_tolerance_nats,
         ),
         curves=_curves(config, knobs, sizing, baseline, accelerator),
         vector_store_uri=_vector_store_uri(config),
@@ -780,3 +796,15 @@ def _vector_store_uri(config: StackConfig) -> str:
         return "file://milvus.db"
     # The Milvus operator names the service <name>-milvus.
     return f"http://{MILVUS_NAME}-milvus.{config.namespaces.milvus}.svc.cluster.local:19530"
+
+
+def _quality_budget(serving: ServingConfig) -> QualityBudget | None:
+    """The scheme's default budget with the stack's overrides; None when switched off."""
+    if not serving.quality_budget.enabled:
+        return None
+    default = DEFAULT_QUALITY_BUDGETS[serving.quantization]
+    overrides = serving.quality_budget.model_dump(
+        include={"max_kl_nats", "min_top1_agreement", "max_perplexity_increase"},
+        exclude_none=True,
+    )
+    return replace(default, **overrides)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class GatePlan:
     cost_per_hour_usd: float
     # Replicas the figures above are for (throughput and capacity are the deployment's).
     replicas: int = 1
+    # The live quality check: the served log-probabilities of the quantize Job's held-out
+    # passages may differ from the Job's by this many nats per token on average.
+    quality_tolerance_nats: float = 0.1
 
     def one_replica(self) -> GatePlan:
         """The share of one replica: for gating a single replica (a canary, or one GPU of a
@@ -125,3 +129,47 @@ def search_range(targets: GatePlan) -> tuple[int, int]:
 SEARCH_PROBES = 6
 SEARCH_TOLERANCE = 0.1
 TARGET_ATTAINMENT = 0.95
+
+
+# --- quality: what a compressed checkpoint may lose (the quantize Job refuses more) ----------
+
+
+@dataclass(frozen=True)
+class QualityBudget:
+    """The most a compressed checkpoint may lose before it is refused."""
+
+    max_kl_nats: float
+    min_top1_agreement: float
+    max_perplexity_increase: float  # relative: 0.03 = perplexity may grow by 3 %
+
+    def violations(self, metrics: dict[str, Any]) -> list[str]:
+        found = []
+        if metrics["kl_nats_per_token"] > self.max_kl_nats:
+            found.append(
+                f"kl_nats_per_token {metrics['kl_nats_per_token']:.5f} > budget {self.max_kl_nats}"
+            )
+        if metrics["top1_agreement"] < self.min_top1_agreement:
+            found.append(
+                f"top1_agreement {metrics['top1_agreement']:.4f} < budget {self.min_top1_agreement}"
+            )
+        if metrics["perplexity_increase"] > self.max_perplexity_increase:
+            found.append(
+                f"perplexity_increase {metrics['perplexity_increase']:.2%} > budget "
+                f"{self.max_perplexity_increase:.2%}"
+            )
+        return found
+
+
+# Per scheme, from the quality retention measured on the trained tiny model through vLLM
+# (benchmarks/results/quality.md) with headroom for larger models and other corpora.
+DEFAULT_QUALITY_BUDGETS = {
+    "fp8": QualityBudget(max_kl_nats=0.02, min_top1_agreement=0.93, max_perplexity_increase=0.03),
+    "int8-w8a8": QualityBudget(
+        max_kl_nats=0.02, min_top1_agreement=0.93, max_perplexity_increase=0.03
+    ),
+    "w4a16": QualityBudget(max_kl_nats=0.05, min_top1_agreement=0.90, max_perplexity_increase=0.06),
+}
+# The gate's live check: the served model's log-probability of each held-out token may differ
+# from the quantize Job's by this much on average (nats/token) — kernels and batch shapes move
+# it a little; another checkpoint, tokenizer or a harmful KV-cache setting moves it a lot.
+LIVE_TOLERANCE_NATS = GatePlan.quality_tolerance_nats

@@ -15,6 +15,9 @@ GATE = "leanrag-benchmark-gate"
 RESULT_CONFIGMAP = "leanrag-gate-result"
 
 
+QUALITY_REFERENCE = "quality-reference.json"  # workloads.quantize.core writes it
+
+
 def gate_plan_json(plan: DeploymentPlan) -> str:
     """What the gate needs from the plan: targets, prediction, traffic shape."""
     return json.dumps(
@@ -61,7 +64,12 @@ def build(plan: DeploymentPlan) -> Bundle:
     if plan.model.checkpoint_uri.startswith("pvc://"):
         claim, _, path = plan.model.checkpoint_uri.removeprefix("pvc://").partition("/")
         model_volume = {"claim": claim}
-        args += ["--tokenizer", f"/mnt/models/{path}".rstrip("/")]
+        folder = f"/mnt/models/{path}".rstrip("/")
+        args += ["--tokenizer", folder]
+        if plan.model.needs_compression and plan.model.quality_budget is not None:
+            # The live quality check replays what the quantize Job recorded beside the
+            # checkpoint it published (an s3:// checkpoint is not mounted: no live check).
+            args += ["--quality-reference", f"{folder}/{QUALITY_REFERENCE}"]
     # Each level and probe is bounded by its own time limit (3 × its predicted duration).
     level_s = level_bound(plan.gate, plan.gate.concurrency).time_limit_s
     search_s = sum(b.time_limit_s for b in search_bounds(plan.gate, SEARCH_PROBES))

@@ -355,6 +355,7 @@ def _quantize_job(plan: DeploymentPlan) -> list[dict[str, Any]]:
     args = ["--model", model_path, "--output", checkpoint_path, "--scheme", model.quantization]
     if calibration:
         args += ["--calibration", calibration]
+    args += quality_args(plan)
     memory_gib = math.ceil(1.5 * model.source_weights_gib) + 16
     quantize_step = {
         "name": "quantize",
@@ -396,6 +397,19 @@ def _quantize_job(plan: DeploymentPlan) -> list[dict[str, Any]]:
         containers=[final],
         volumes=volumes,
     )
+
+
+def quality_args(plan: DeploymentPlan) -> list[str]:
+    """The quantize Job's quality budget: over it, the checkpoint is not published."""
+    budget = plan.model.quality_budget
+    if budget is None:
+        return ["--no-quality-check"]
+    return [
+        "--max-kl", f"{budget.max_kl_nats:g}",
+        "--min-agreement", f"{budget.min_top1_agreement:g}",
+        "--max-ppl-increase", f"{budget.max_perplexity_increase:g}",
+        "--kv-cache-dtype", plan.vllm.kv_cache_dtype,
+    ]  # fmt: skip
 
 
 def restricted_container() -> dict[str, Any]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.builders.benchmark import gate_plan_json
+from infra.builders.serving import quality_args
 from infra.calibration import SpeedProbe, calibrate
 from infra.catalog import MODEL_PRESETS
 from infra.config import StackConfig
@@ -39,6 +40,13 @@ from infra.stack_source import PROJECT_ROOT
 from workloads.vllm_plugin import write_plugin_folder
 
 SAMPLE_CORPUS = PROJECT_ROOT / "workloads" / "ingest" / "sample_corpus"
+
+
+def model_cache() -> Path:
+    """Where locally trained tiny models are kept by content hash (shared by runs and tests)."""
+    return Path(os.environ.get("LEANRAG_MODEL_CACHE", PROJECT_ROOT / ".cache" / "models"))
+
+
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 EMBEDDING_DIMENSION = 384
 COLLECTION = "leanrag_docs"
@@ -300,7 +308,8 @@ class LocalStack:
             self.timings["model"] = 0.0
             self.progress("model", "reused", 0.0, str(model_dir))
             return model_dir
-        if not self.plan.model.random_weights:
+        trained = self.plan.model.trained_locally
+        if not (self.plan.model.random_weights or trained):
             raise LocalStackError(
                 f"model {self.plan.model.name} is not built locally: pass --model DIR with its "
                 "weights (nothing is downloaded)"
@@ -312,13 +321,19 @@ class LocalStack:
             python = str(self.env.workloads)
             preset = self.plan.model.name
             architecture = json.dumps(dataclasses.asdict(MODEL_PRESETS[preset].architecture))
+            # Trained once per content hash (minutes on CPU), then copied from the cache.
+            training = ["--train", "--cache", str(model_cache())] if trained else []
             self._run("model", [python, "-m", "workloads.models", "--architecture", architecture,
-                                "--name", preset, "--out", str(target)])  # fmt: skip
+                                "--name", preset, "--out", str(target), *training])  # fmt: skip
             return {"path": str(target)}
 
         # The tokenizer kind is part of the fingerprint: a run folder from before the BPE
         # tokenizer holds a word-level model whose prompts reach vLLM empty.
-        fingerprint = {"preset": self.plan.model.name, "tokenizer": "byte-level-bpe"}
+        fingerprint = {
+            "preset": self.plan.model.name,
+            "tokenizer": "byte-level-bpe",
+            "trained": trained,
+        }
         artefacts = self._step("model", fingerprint, build)
         return Path(artefacts["path"])
 
@@ -331,15 +346,18 @@ class LocalStack:
         # calibration set is its own, not --documents: here the sample corpus.
         calibration = SAMPLE_CORPUS
 
+        # Quality through the serving kernels: vLLM's environment scores both models.
+        quality = [*quality_args(self.plan), "--scorer", str(self.env.vllm)]
+
         def compress() -> dict:
             self._run("quantize", [str(self.env.workloads), "-m", "workloads.quantize",
                                    "--model", str(model_dir), "--output", str(output),
                                    "--scheme", scheme,
-                                   "--calibration", str(calibration)])  # fmt: skip
+                                   "--calibration", str(calibration), *quality])  # fmt: skip
             return {"path": str(output)}
 
         fingerprint = {"model": str(model_dir), "scheme": scheme, "config": _digest(model_dir),
-                       "calibration": str(calibration)}  # fmt: skip
+                       "calibration": str(calibration), "quality": quality}  # fmt: skip
         return self._step("quantize", fingerprint, compress)["path"]
 
     def _llama_stack(self, served: str) -> None:

@@ -13,6 +13,7 @@ from infra.plan import DeploymentPlan, build_plan
 from infra.report import plan_as_dict, plan_json, plan_markdown
 from infra.stack_source import load_stack
 from tests.conftest import ALL_STACKS, edited, stack_raw
+from workloads.contract import DEFAULT_QUALITY_BUDGETS, LIVE_TOLERANCE_NATS
 
 
 def plan_of(raw: dict[str, Any]) -> DeploymentPlan:
@@ -124,14 +125,40 @@ def test_optimized_beats_stock_on_cost_in_prod(plans: dict[str, DeploymentPlan])
     )
 
 
-def test_local_plan_uses_the_cpu_build_and_labels_random_weights(
+def test_local_plan_uses_the_cpu_build_and_labels_its_tiny_trained_model(
     plans: dict[str, DeploymentPlan],
 ) -> None:
     local = plans["local"]
-    assert local.model.random_weights
+    assert local.model.trained_locally and not local.model.random_weights
     assert "--gpu-memory-utilization" not in local.vllm.as_cli()
     assert int(local.vllm.environment()["VLLM_CPU_KVCACHE_SPACE"]) >= 1
-    assert "Random-weight model" in plan_markdown(local)
+    markdown = plan_markdown(local)
+    assert "Tiny trained model" in markdown and "Random-weight model" not in markdown
+    assert "KL ≤ 0.02 nats/token" in markdown
+
+
+def test_every_compressed_stack_has_a_quality_budget_and_the_gate_replays_it(
+    plans: dict[str, DeploymentPlan],
+) -> None:
+    for name, plan in plans.items():
+        if not plan.model.needs_compression:
+            continue
+        budget = plan.model.quality_budget
+        assert budget is not None, name
+        assert budget == DEFAULT_QUALITY_BUDGETS[plan.model.quantization], name
+        assert plan.gate.quality_tolerance_nats == LIVE_TOLERANCE_NATS
+
+
+def test_a_stack_overrides_its_quality_budget_or_switches_it_off() -> None:
+    budget = {"maxKlNats": 0.005, "liveToleranceNats": 0.3}
+    plan = plan_of(edited(stack_raw("staging"), "serving.qualityBudget", budget))
+    assert plan.model.quality_budget is not None
+    assert plan.model.quality_budget.max_kl_nats == 0.005
+    assert plan.model.quality_budget.min_top1_agreement == 0.93  # the scheme's default
+    assert plan.gate.quality_tolerance_nats == 0.3
+    plan = plan_of(edited(stack_raw("staging"), "serving.qualityBudget", {"enabled": False}))
+    assert plan.model.quality_budget is None
+    assert "published unmeasured" in plan_markdown(plan)
 
 
 def test_autoscaling_and_gate_come_from_the_plan(plans: dict[str, DeploymentPlan]) -> None:
@@ -184,7 +211,9 @@ def _l4_long_document() -> dict[str, Any]:
     for key, value in {"gpu": "L4", "instanceType": "g6.xlarge", "gpusPerNode": 1}.items():
         raw = edited(raw, f"gpuPool.{key}", value)
     raw = edited(raw, "gpuPool.maxNodes", 1)
-    raw = edited(raw, "serving", {"quantization": "fp8", "kvCacheDtype": "auto"})
+    serving = {"quantization": "fp8", "kvCacheDtype": "auto",
+               "calibrationUri": "pvc://leanrag-corpus/documents"}  # fmt: skip
+    raw = edited(raw, "serving", serving)
     raw = edited(
         raw,
         "workload",

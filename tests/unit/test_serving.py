@@ -118,7 +118,14 @@ def test_quantize_job_compresses_onto_the_model_volume(prod: DeploymentPlan) -> 
     args = pod["containers"][0]["args"]
     assert args[args.index("--scheme") + 1] == "fp8"
     assert args[args.index("--output") + 1] == "/mnt/models/llama-3.1-8b-instruct-fp8"
-    assert "--calibration" not in args  # FP8 dynamic needs none
+    # FP8 needs no calibration; the quality check reads held-out passages of the corpus.
+    assert args[args.index("--calibration") + 1] == "/mnt/calibration/documents"
+    budget = prod.model.quality_budget
+    assert budget is not None
+    assert float(args[args.index("--max-kl") + 1]) == budget.max_kl_nats
+    assert float(args[args.index("--min-agreement") + 1]) == budget.min_top1_agreement
+    assert float(args[args.index("--max-ppl-increase") + 1]) == budget.max_perplexity_increase
+    assert args[args.index("--kv-cache-dtype") + 1] == "fp8"
     assert pod["nodeSelector"] == prod.pool.node_selector
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
     fetch = pod["initContainers"][0]

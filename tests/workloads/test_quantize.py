@@ -141,9 +141,12 @@ def test_malformed_jsonl_names_the_line(tiny_model: Path, tmp_path: Path) -> Non
 
 
 def test_cli_exit_codes(tiny_model: Path, tmp_path: Path, capsys) -> None:
-    assert (
-        main(["--model", str(tiny_model), "--output", str(tmp_path / "o"), "--scheme", "fp8"]) == 0
-    )
+    fp8 = ["--model", str(tiny_model), "--output", str(tmp_path / "o"), "--scheme", "fp8"]
+    # The quality check is on by default and needs held-out text of the corpus.
+    assert main(fp8) == 2
+    assert "--calibration" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    assert main([*fp8, "--no-quality-check"]) == 0
     assert "fp8 checkpoint at" in capsys.readouterr().out
     assert main(["--model", str(tmp_path), "--output", str(tmp_path / "p"), "--scheme", "fp8"]) == 2
     assert "has no config.json" in capsys.readouterr().err

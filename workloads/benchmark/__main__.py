@@ -1,7 +1,9 @@
 """CLI: `leanrag-benchmark --plan plan.json --target URL --out DIR` (python -m workloads.benchmark).
 
-Exit codes: 0 the gate passes, 1 it fails, 2 nothing could be judged (endpoint down, GuideLLM
-failed, traffic that did not match the plan, or too few requests for a steady state).
+Exit codes: 0 the gate passes, 1 it fails (a latency, throughput or capacity target missed, or
+the live quality check: the served model is not the checkpoint the quantize Job measured), 2
+nothing could be judged (endpoint down, GuideLLM failed, traffic that did not match the plan,
+or too few requests for a steady state).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 
 from workloads.benchmark.gate import (
     COULD_NOT_MEASURE,
+    FAIL,
+    Check,
     Verdict,
     evaluate,
     shape_problems,
@@ -25,6 +29,12 @@ from workloads.benchmark.gate import (
 )
 from workloads.benchmark.metrics import parse_report
 from workloads.benchmark.publish import PublishError, in_cluster, publish_configmap
+from workloads.benchmark.quality_check import (
+    LiveQuality,
+    QualityReferenceError,
+    live_quality,
+    load_reference,
+)
 from workloads.benchmark.report import compare, write_report
 from workloads.benchmark.runner import (
     EndpointDown,
@@ -84,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="JSON",
         help="only measure the levels (--concurrency) and write their medians here, no verdict",
     )
+    parser.add_argument(
+        "--quality-reference",
+        type=Path,
+        metavar="JSON",
+        help="the quantize Job's quality-reference.json: replay its held-out passages and "
+        "compare the served log-probabilities with the Job's (fails a swapped checkpoint)",
+    )
     parser.add_argument("--tokenizer", help="local tokenizer folder (default: the model name)")
     parser.add_argument(
         "--insecure",
@@ -125,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         return _speed_probe(args, targets, levels, shapes[0])
     runs: dict[str, dict[str, Run]] = {}
     searches: dict[str, Run] = {}
+    quality: LiveQuality | None = None
+    try:
+        reference = load_reference(args.quality_reference) if args.quality_reference else None
+    except QualityReferenceError as error:
+        print(f"gate: {error}", file=sys.stderr)
+        return 2
     try:
         if args.from_report:
             runs["optimized"] = {"rag": _from_file(args.from_report, targets)}
@@ -138,6 +161,14 @@ def main(argv: list[str] | None = None) -> int:
                 model = check_endpoint(target, insecure=args.insecure)
                 if label == "optimized":
                     context["model"] = model
+                    if reference is not None:
+                        quality = live_quality(
+                            target, model, reference, targets.quality_tolerance_nats,
+                            args.insecure,
+                        )  # fmt: skip
+                        context["live_quality"] = dataclasses.asdict(quality)
+                        if not quality.passed:
+                            break  # another model than the measured one: no load needed
                 runs[label] = {}
                 for shape in shapes:
                     bounds = [level_bound(targets, c, args.seconds) for c in levels]
@@ -164,9 +195,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gate: could not measure — {error}", file=sys.stderr)
         return _publish(args.publish_configmap, document, verdict.exit_code)
 
-    verdict = evaluate(
-        runs["optimized"]["rag"], targets, shapes[0], searches.get("optimized"), "optimized"
-    )
+    if quality is not None and not quality.passed:
+        verdict = Verdict(FAIL, "failed: " + _quality_reason(quality), _quality_checks(quality),
+                          None)  # fmt: skip
+    else:
+        verdict = evaluate(
+            runs["optimized"]["rag"], targets, shapes[0], searches.get("optimized"), "optimized"
+        )
+        if quality is not None and verdict.status != COULD_NOT_MEASURE:
+            verdict = dataclasses.replace(verdict, checks=verdict.checks + _quality_checks(quality))
     comparison = None
     if "baseline" in runs:
         baseline = evaluate(
@@ -183,6 +220,27 @@ def main(argv: list[str] | None = None) -> int:
     if verdict.capacity:
         print(f"  {verdict.capacity.describe()}")
     return _publish(args.publish_configmap, document, verdict.exit_code)
+
+
+def _quality_checks(quality: LiveQuality) -> tuple[Check, ...]:
+    return (
+        Check("quality_token_count_mismatches", quality.token_count_mismatches, "== 0",
+              quality.token_count_mismatches == 0),
+        Check("quality_logprob_delta_nats", quality.mean_abs_delta_nats,
+              f"<= {quality.tolerance_nats:g}",
+              quality.mean_abs_delta_nats <= quality.tolerance_nats),
+    )  # fmt: skip
+
+
+def _quality_reason(quality: LiveQuality) -> str:
+    return (
+        f"the served model is not the checkpoint the quantize Job measured: on its "
+        f"{quality.passages} held-out passages the log-probabilities differ by "
+        f"{quality.mean_abs_delta_nats:.3f} nats/token (tolerance {quality.tolerance_nats:g}), "
+        f"{quality.token_count_mismatches} passages tokenized to another length, perplexity "
+        f"{quality.perplexity_served:.2f} served vs {quality.perplexity_reference:.2f} recorded "
+        "— check the served checkpoint, its tokenizer and the KV-cache dtype"
+    )
 
 
 def _still_answering(target: str, run: str, insecure: bool) -> None:

@@ -1,9 +1,13 @@
 """Compress a model with LLM Compressor into a compressed-tensors checkpoint vLLM serves.
 
 Idempotent and safe: the request's fingerprint (scheme, recipe, source model, calibration
-set) is stored in the output's manifest; the same request again is skipped, a different
-checkpoint already at the output is never replaced unless asked, and the new checkpoint is
-built in a temporary folder renamed into place only when complete.
+set, quality budget) is stored in the output's manifest; the same request again is skipped, a
+different checkpoint already at the output is never replaced unless asked, and the new
+checkpoint is built in a temporary folder renamed into place only when complete.
+
+Quality: a held-out slice of the calibration documents (never used to calibrate) is read by
+the source and the compressed model (`quality.py`); the metrics go into the manifest, and a
+checkpoint over the request's quality budget is never published (`QualityRejected`).
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from workloads.contract import QualityBudget
+from workloads.quantize import quality
+from workloads.quantize.quality import QualityError
 from workloads.templating import render_text
 
 SCHEMES = ("fp8", "int8-w8a8", "w4a16")
 NEEDS_CALIBRATION = {"fp8": False, "int8-w8a8": True, "w4a16": True}
 MANIFEST = "leanrag-quantize.json"
+QUALITY_REFERENCE = "quality-reference.json"  # what the post-deploy gate replays
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 # Recipe settings: the LM head stays 16-bit (quality), GPTQ's usual dampening.
 RECIPE_SETTINGS = {"ignore": ["lm_head"], "smoothing_strength": 0.8, "dampening_frac": 0.01}
@@ -31,6 +39,10 @@ RECIPE_SETTINGS = {"ignore": ["lm_head"], "smoothing_strength": 0.8, "dampening_
 
 class QuantizeError(Exception):
     """A request that cannot be carried out; the message names the input and the fix."""
+
+
+class QualityRejected(QuantizeError):
+    """The compressed checkpoint lost more quality than the budget allows; not published."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,11 @@ class QuantizeRequest:
     min_calibration_samples: int = 16
     max_sequence_length: int = 512
     replace: bool = False
+    # Quality: None measures nothing (and publishes); otherwise a checkpoint over it is refused.
+    quality_budget: QualityBudget | None = None
+    quality_passages: int = 32
+    scorer: str = "auto"  # auto | transformers | path of a Python interpreter with vLLM
+    kv_cache_dtype: str = "auto"  # the serving KV-cache dtype the vLLM scorer uses
 
 
 @dataclass(frozen=True)
@@ -62,8 +79,8 @@ def quantize(request: QuantizeRequest) -> QuantizeResult:
     """Compress `request.model_dir` with the scheme's recipe into `request.output_dir`."""
     recipe = recipe_for(request.scheme)
     _check_model(request.model_dir)
-    texts = _calibration_texts(request) if NEEDS_CALIBRATION[request.scheme] else []
-    fingerprint = _fingerprint(request, recipe, texts)
+    texts, held_out = _split_texts(request)
+    fingerprint = _fingerprint(request, recipe, texts, held_out)
 
     existing = _read_manifest(request.output_dir)
     if existing is not None and existing.get("fingerprint") == fingerprint:
@@ -86,6 +103,7 @@ def quantize(request: QuantizeRequest) -> QuantizeResult:
     try:
         started = time.monotonic()
         _run_oneshot(request, recipe, texts, staging)
+        retention = _measure_quality(request, held_out, staging)
         manifest = {
             "scheme": request.scheme,
             "source_model": str(request.model_dir),
@@ -102,8 +120,19 @@ def quantize(request: QuantizeRequest) -> QuantizeResult:
             "versions": _versions(),
             "fingerprint": fingerprint,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "quality": retention,
         }
         manifest["size_ratio"] = round(manifest["output_bytes"] / manifest["source_bytes"], 4)
+        if retention.get("violations"):
+            rejected = request.output_dir.with_name(f"{request.output_dir.name}.rejected.json")
+            rejected.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            raise QualityRejected(
+                f"the {request.scheme} checkpoint is over its quality budget and was not "
+                f"published: {'; '.join(retention['violations'])} (measured by "
+                f"{retention['measured_by']} on {retention['passages']} held-out passages; "
+                f"details in {rejected}). Choose a gentler scheme (fp8 or int8-w8a8), more "
+                "calibration data, or a larger budget under leanrag:serving.qualityBudget"
+            )
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         _swap_into_place(staging, request.output_dir)
     except BaseException:
@@ -120,6 +149,75 @@ def _check_model(model_dir: Path) -> None:
         )
     if not any(p.suffix in WEIGHT_SUFFIXES for p in model_dir.iterdir()):
         raise QuantizeError(f"{model_dir} holds no weights (*.safetensors): download them first")
+
+
+def _split_texts(request: QuantizeRequest) -> tuple[list[str], list[str]]:
+    """(calibration texts, held-out texts for the quality check): disjoint."""
+    needs_texts = NEEDS_CALIBRATION[request.scheme] or request.quality_budget is not None
+    if not needs_texts or (request.calibration is None and not NEEDS_CALIBRATION[request.scheme]):
+        if request.quality_budget is not None:
+            raise QuantizeError(
+                "the quality check needs held-out text of your corpus: pass --calibration "
+                "(JSONL or a documents folder), or --no-quality-check to publish unmeasured"
+            )
+        return [], []
+    texts = _calibration_texts(request)
+    if request.quality_budget is None:
+        return _enough(request, texts[: request.calibration_samples]), []
+    # Every fifth text, up to the passages wanted, is held out; the rest calibrate.
+    held_out = texts[4::5][: request.quality_passages]
+    held = set(range(4, 5 * len(held_out), 5))
+    rest = [text for index, text in enumerate(texts) if index not in held]
+    calibration = rest[: request.calibration_samples] if NEEDS_CALIBRATION[request.scheme] else []
+    if NEEDS_CALIBRATION[request.scheme]:
+        _enough(request, calibration)
+    return calibration, held_out
+
+
+def _enough(request: QuantizeRequest, texts: list[str]) -> list[str]:
+    if len(texts) < request.min_calibration_samples:
+        raise QuantizeError(
+            f"calibration set {request.calibration} is too small: {len(texts)} samples "
+            f"(after holding out the quality check's passages), need at least "
+            f"{request.min_calibration_samples}; add documents or lower --min-samples"
+        )
+    return texts
+
+
+def _measure_quality(request: QuantizeRequest, held_out: list[str], staging: Path) -> dict:
+    if request.quality_budget is None:
+        return {"measured": False, "reason": "no quality budget given (--no-quality-check)"}
+    from transformers import AutoConfig, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(request.model_dir)
+    passages = quality.held_out_passages(
+        tokenizer, held_out, min(request.max_sequence_length, quality.MAX_PASSAGE_TOKENS)
+    )
+    if not passages:
+        raise QuantizeError(
+            f"no held-out passage of {request.calibration} has {quality.MIN_PASSAGE_TOKENS} "
+            "tokens or more: the quality check needs longer documents"
+        )
+    vocab = AutoConfig.from_pretrained(request.model_dir).vocab_size
+    top_k = quality.top_k_for(vocab)
+    scorer = quality.default_scorer() if request.scorer == "auto" else request.scorer
+    try:
+        source, label = quality.score(
+            request.model_dir, passages, top_k, scorer, request.kv_cache_dtype
+        )
+        compressed, _ = quality.score(staging, passages, top_k, scorer, request.kv_cache_dtype)
+    except QualityError as error:
+        raise QuantizeError(str(error)) from None
+    metrics = quality.compare(source, compressed, top_k, vocab)
+    reference = quality.reference(passages, compressed, label)
+    (staging / QUALITY_REFERENCE).write_text(json.dumps(reference) + "\n")
+    return {
+        "measured": True,
+        "measured_by": label,
+        **metrics,
+        "budget": quality.budget_dict(request.quality_budget),
+        "violations": request.quality_budget.violations(metrics),
+    }
 
 
 def _calibration_texts(request: QuantizeRequest) -> list[str]:
@@ -150,12 +248,6 @@ def _calibration_texts(request: QuantizeRequest) -> list[str]:
                 raise QuantizeError(f'{path}:{number}: expected {{"text": ...}} per line') from None
     else:
         raise QuantizeError(f"calibration set {path}: use a .jsonl file or a folder of documents")
-    texts = texts[: request.calibration_samples]
-    if len(texts) < request.min_calibration_samples:
-        raise QuantizeError(
-            f"calibration set {path} is too small: {len(texts)} samples, need at least "
-            f"{request.min_calibration_samples}; add documents or lower --min-samples"
-        )
     return texts
 
 
@@ -189,7 +281,9 @@ def _run_oneshot(request: QuantizeRequest, recipe: str, texts: list[str], out: P
         shutil.copy2(request.model_dir / "leanrag.json", out / "leanrag.json")
 
 
-def _fingerprint(request: QuantizeRequest, recipe: str, texts: list[str]) -> str:
+def _fingerprint(
+    request: QuantizeRequest, recipe: str, texts: list[str], held_out: list[str]
+) -> str:
     model_dir = request.model_dir
     source = {
         "config": hashlib.sha256((model_dir / "config.json").read_bytes()).hexdigest(),
@@ -207,11 +301,16 @@ def _fingerprint(request: QuantizeRequest, recipe: str, texts: list[str]) -> str
                 "recipe": recipe,
                 "source": source,
                 "max_sequence_length": request.max_sequence_length if texts else None,
+                "quality_budget": quality.budget_dict(request.quality_budget),
+                "kv_cache_dtype": request.kv_cache_dtype if request.quality_budget else None,
             },
             sort_keys=True,
         ).encode()
     )
     for text in texts:
+        digest.update(hashlib.sha256(text.encode()).digest())
+    digest.update(b"held-out")
+    for text in held_out:
         digest.update(hashlib.sha256(text.encode()).digest())
     return digest.hexdigest()
 
