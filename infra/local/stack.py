@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.builders.benchmark import gate_plan_json
+from infra.builders.benchmark import QUALITY_REFERENCE, gate_plan_json
 from infra.builders.serving import quality_args
 from infra.calibration import SpeedProbe, calibrate
 from infra.catalog import MODEL_PRESETS
@@ -266,6 +266,7 @@ class LocalStack:
                 "random_weights": self._random_weights(model_dir),
                 "checkpoint": checkpoint,
                 "scheme": plan.model.quantization,
+                "quality": _checkpoint_quality(checkpoint),
             },
             "vllm_args": plan.vllm.server_args(),
             "endpoints": {
@@ -346,8 +347,9 @@ class LocalStack:
         # calibration set is its own, not --documents: here the sample corpus.
         calibration = SAMPLE_CORPUS
 
-        # Quality through the serving kernels: vLLM's environment scores both models.
-        quality = [*quality_args(self.plan), "--scorer", str(self.env.vllm)]
+        # Quality through the serving kernels: vLLM's environment scores both models. The run
+        # folder is the stack's own: a checkpoint of other inputs there is replaced.
+        quality = [*quality_args(self.plan), "--scorer", str(self.env.vllm), "--replace"]
 
         def compress() -> dict:
             self._run("quantize", [str(self.env.workloads), "-m", "workloads.quantize",
@@ -468,6 +470,9 @@ class LocalStack:
         ]  # fmt: skip
         if self.options.benchmark_seconds:
             command += ["--seconds", str(self.options.benchmark_seconds)]
+        reference = Path(checkpoint) / QUALITY_REFERENCE
+        if reference.is_file():  # the live quality check, as the cluster's gate Job runs it
+            command += ["--quality-reference", str(reference)]
         if not plan.pool.is_gpu:
             # vLLM's CPU build often streams a request's tokens in bursts (a lone request's ITL
             # p50 measured 0.03-4.7 ms across runs): per-request TTFT and ITL are not the
@@ -491,9 +496,18 @@ class LocalStack:
             "exit_code": code,
             "status": document["verdict"],
             "reason": document["reason"],
+            "live_quality": document.get("live_quality"),
             "report": str(out / "gate.md"),
             "json": str(gate_file),
         }
+
+
+def _checkpoint_quality(checkpoint: str) -> dict[str, Any] | None:
+    """The quantize step's quality retention, from the checkpoint's manifest."""
+    manifest = Path(checkpoint) / "leanrag-quantize.json"
+    if not manifest.is_file():
+        return None
+    return json.loads(manifest.read_text()).get("quality")
 
 
 def _machine() -> str:
@@ -520,6 +534,24 @@ def down(run_dir: Path) -> list[str]:
     return processes.stop_recorded(run_dir / "pids.json")
 
 
+def _quality_lines(retention: dict | None, live: dict | None) -> list[str]:
+    lines = []
+    if retention and retention.get("measured"):
+        lines.append(
+            f"- quality ({retention['passages']} held-out passages, {retention['measured_by']}): "
+            f"perplexity {retention['perplexity_source']:.2f} → "
+            f"{retention['perplexity_compressed']:.2f}, KL {retention['kl_nats_per_token']:.5f} "
+            f"nats/token, top-1 agreement {retention['top1_agreement']:.4f}"
+        )
+    if live:
+        lines.append(
+            f"- live quality check: served log-probabilities within "
+            f"{live['mean_abs_delta_nats']:.4f} nats/token of the quantize step's "
+            f"(tolerance {live['tolerance_nats']})"
+        )
+    return lines
+
+
 def summary_markdown(summary: dict[str, Any]) -> str:
     model = summary["model"]
     label = (
@@ -534,6 +566,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         f"chunks in Milvus Lite, published to Llama Stack",
         f"- rag: {len(summary['rag']['citations'])} chunks cited, first from "
         f"{summary['rag']['citations'][0]['source'] if summary['rag']['citations'] else '—'}",
+        *_quality_lines(model.get("quality"), gate.get("live_quality")),
         f"- gate: **{gate['status']}** — {gate['reason']}",
         f"- wall time: {summary['wall_seconds']} s on {summary['machine']}",
         f"- command: `{summary['command']}`",

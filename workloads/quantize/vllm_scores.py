@@ -21,6 +21,7 @@ def main() -> int:
     parser.add_argument("--request", required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--kv-cache-dtype", default="auto")
+    parser.add_argument("--gpu-memory-utilization", type=float, default=0.3)
     args = parser.parse_args()
     with open(args.request) as handle:
         request = json.load(handle)
@@ -37,6 +38,9 @@ def main() -> int:
         max_model_len=max(len(p) for p in passages) + 8,
         enable_prefix_caching=False,
         seed=0,
+        # One batch of prompts: CUDA graphs and compilation would only add start-up time.
+        enforce_eager=True,
+        gpu_memory_utilization=args.gpu_memory_utilization,
     )
     outputs = llm.generate(
         [TokensPrompt(prompt_token_ids=ids) for ids in passages],
