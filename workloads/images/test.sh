@@ -4,7 +4,8 @@
 # test environments, so the image must reach the same result as the tested code:
 #   benchmark: `leanrag-benchmark --from-report` on a committed real GuideLLM report → the
 #              same verdict and checks as .venv-workloads computes on it;
-#   quantize:  compresses a tiny random-weight Llama (INT8 W8A8) → a compressed checkpoint;
+#   quantize:  compresses a tiny random-weight Llama (INT8 W8A8) → a compressed checkpoint and
+#              its quality record;
 #   ingest:    ingests the sample corpus into Milvus Lite → the same chunk count as the host.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -57,8 +58,11 @@ PY
       python3 -c 'import json, pathlib, sys
 for p in sorted(pathlib.Path(sys.argv[1]).rglob("*.md")):
     print(json.dumps({"text": p.read_text()}))' workloads/ingest/sample_corpus > "$WORK/in/calibration.jsonl"
+      # Random weights: the quality check measures (transformers: the image has no vLLM) but a
+      # budget would mean nothing, so it is set out of reach.
       run_in quantize --model /in/model --scheme int8-w8a8 --output /out/checkpoint \
-        --calibration /in/calibration.jsonl --min-samples 1 --samples 8 --max-seq-len 128
+        --calibration /in/calibration.jsonl --min-samples 1 --samples 8 --max-seq-len 128 \
+        --max-kl 100 --min-agreement 0 --max-ppl-increase 100
       python3 - "$WORK/out/checkpoint" <<'PY'
 import json, pathlib, sys
 folder = pathlib.Path(sys.argv[1])
@@ -66,7 +70,11 @@ config = json.loads((folder / "config.json").read_text())
 scheme = config["quantization_config"]["config_groups"]["group_0"]
 assert scheme["weights"]["num_bits"] == 8 and scheme["input_activations"]["num_bits"] == 8, scheme
 assert list(folder.glob("*.safetensors")), "no weights written"
-print("quantize image: INT8 W8A8 checkpoint written (weights and activations 8-bit)")
+quality = json.loads((folder / "leanrag-quantize.json").read_text())["quality"]
+assert quality["measured"] and quality["measured_by"].startswith("transformers"), quality
+assert (folder / "quality-reference.json").is_file(), "no quality reference for the gate"
+print("quantize image: INT8 W8A8 checkpoint written (weights and activations 8-bit), quality "
+      f"measured on {quality['passages']} held-out passages by transformers")
 PY
       ;;
     ingest)
