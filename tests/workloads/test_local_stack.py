@@ -1,4 +1,5 @@
-"""End to end: `leanrag local up` on this CPU machine — tiny random Llama, LLM Compressor,
+"""End to end: `leanrag local up` on this CPU machine — tiny trained Llama, LLM Compressor and
+its quality check through vLLM,
 vLLM CPU, Docling → Milvus Lite → Llama Stack, one RAG answer, GuideLLM and the gate — then
 `leanrag local down`, a re-run that reuses finished steps, and a failing step that stops
 every process it started."""
@@ -71,14 +72,16 @@ def test_local_up_runs_every_step_and_down_cleans_up(run_dir: Path) -> None:
     assert result.returncode in (0, 1), result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
 
-    # 1-2. the tiny random model, labelled, and its compressed checkpoint
-    assert summary["model"]["random_weights"] is True
-    assert "RANDOM WEIGHTS" in result.stdout
-    assert "RANDOM WEIGHTS" in (run_dir / "summary.md").read_text()
+    # 1-2. the tiny trained model (not random), its compressed checkpoint and quality record
+    assert summary["model"]["random_weights"] is False
+    assert "RANDOM WEIGHTS" not in (run_dir / "summary.md").read_text()
     checkpoint = Path(summary["model"]["checkpoint"])
     config = json.loads((checkpoint / "config.json").read_text())
     assert config["quantization_config"]["quant_method"] == "compressed-tensors"
     assert json.loads((checkpoint / "leanrag-quantize.json").read_text())["scheme"] == "int8-w8a8"
+    quality = summary["model"]["quality"]
+    assert quality["measured"] and quality["measured_by"].startswith("vLLM")
+    assert quality["violations"] == [] and 0 < quality["kl_nats_per_token"] < 0.02
 
     # 4. every sample document ingested into Milvus Lite
     ingest = summary["ingest"]
@@ -99,6 +102,11 @@ def test_local_up_runs_every_step_and_down_cleans_up(run_dir: Path) -> None:
     assert calibration["step_overhead_ms"] > 0
     gate = json.loads(Path(summary["gate"]["json"]).read_text())
     assert gate["verdict"] == summary["gate"]["status"] in ("pass", "fail"), gate["reason"]
+    # The live quality check replayed the quantize step's passages on the served checkpoint.
+    live = gate["live_quality"]
+    assert live["token_count_mismatches"] == 0
+    assert live["mean_abs_delta_nats"] < live["tolerance_nats"]
+    assert "quality_logprob_delta_nats" in {check["name"] for check in gate["checks"]}
     (level,) = gate["runs"]["optimized"]["rag"]["levels"]
     assert level["concurrency"] == 4 and level["measured_requests"] >= 100
     assert abs(level["prompt_tokens_mean"] / 448 - 1) <= 0.05
