@@ -176,10 +176,11 @@ def _split_texts(request: QuantizeRequest) -> tuple[list[str], list[str]]:
 
 def _enough(request: QuantizeRequest, texts: list[str]) -> list[str]:
     if len(texts) < request.min_calibration_samples:
+        held = " once the quality check's passages are held out" if request.quality_budget else ""
         raise QuantizeError(
-            f"calibration set {request.calibration} is too small: {len(texts)} samples "
-            f"(after holding out the quality check's passages), need at least "
-            f"{request.min_calibration_samples}; add documents or lower --min-samples"
+            f"calibration set {request.calibration} is too small: {len(texts)} samples, need "
+            f"at least {request.min_calibration_samples}{held}; add documents or lower "
+            "--min-samples"
         )
     return texts
 
