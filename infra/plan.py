@@ -69,6 +69,8 @@ KUBERNETES_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc.cluster.l
 MILVUS_NAME = "leanrag-milvus"
 
 
+# The serving object (InferenceService / LLMInferenceService) every concern refers to.
+SERVICE_NAME = "leanrag-llm"
 MODEL_VOLUME = "leanrag-models"
 
 
@@ -223,6 +225,27 @@ class AdmissionPlan:
 
 
 @dataclass(frozen=True)
+class SheddingPlan:
+    """Fail fast at the gateway (llm-d endpoint picker flow control): when every replica is
+    saturated, requests wait in the picker's priority queue rather than in vLLM, interactive
+    (RAG) before batch; a request that waits longer than the TTFT target, or finds the queue
+    full, is refused (503 / 429) instead of starting late. Thresholds from the capacity at the
+    SLO: a replica is saturated when more requests wait than it can still start within the
+    TTFT target (the admission backlog), or its KV cache is nearly full."""
+
+    enabled: bool
+    queue_depth_threshold: int  # waiting requests per replica (vllm:num_requests_waiting)
+    kv_cache_util_threshold: float  # KV-cache share per replica (0-1)
+    request_ttl_seconds: float  # the TTFT target: longer in the gateway queue is a miss anyway
+    max_queued_requests: int  # everything waiting at the gateway (all replicas' backlog)
+    max_queued_batch_requests: int  # batch waits only behind interactive, a little of it
+    interactive_objective: str = "leanrag-interactive"
+    interactive_priority: int = 10
+    batch_objective: str = "leanrag-batch"
+    batch_priority: int = -1  # negative: sheddable
+
+
+@dataclass(frozen=True)
 class AutoscalingPlan:
     enabled: bool
     prometheus_url: str
@@ -283,6 +306,7 @@ class DeploymentPlan:
     comparison: Comparison
     autoscaling: AutoscalingPlan
     admission: AdmissionPlan
+    shedding: SheddingPlan
     gate: GatePlan
     curves: CapacityCurves
     vector_store_uri: str
@@ -351,6 +375,8 @@ def build_plan(
     # The search that sized the replica (cached): what limits it, not the cap it then gets.
     slo, planned_load = _capacity_at_slo(load_model, knobs, sizing)
     admission = _admission(config, slo, load_model.workload)
+    max_replicas = max(sizing.max_replicas, sizing.replicas)
+    shedding = _shedding(config, admission, slo, max_replicas)
     weights_gib = weight_bytes(architecture, knobs.quantization) / GIB
     source_gib = weight_bytes(architecture, "none") / GIB
     compressed = knobs.quantization != "none"
@@ -429,12 +455,16 @@ def build_plan(
             if config.platform == "openshift" and config.features.keda
             else None,
             min_replicas=0 if serving.scale_to_zero else max(serving.min_replicas, 1),
-            max_replicas=max(sizing.max_replicas, sizing.replicas),
-            waiting_requests_per_replica=max(1, math.ceil(0.1 * concurrency)),
+            max_replicas=max_replicas,
+            # Scale out before the gateway sheds: below the picker's queue threshold.
+            waiting_requests_per_replica=max(
+                1, min(math.ceil(0.1 * concurrency), shedding.queue_depth_threshold - 1)
+            ),
             kv_cache_usage_threshold=KV_CACHE_USAGE_SCALE_THRESHOLD,
             cooldown_seconds=max(300, 2 * model.load_seconds),
         ),
         admission=admission,
+        shedding=shedding,
         gate=GatePlan(
             ttft_p95_ms=config.slo.ttft_p95_ms,
             itl_p95_ms=config.slo.itl_p95_ms,
@@ -710,6 +740,28 @@ def _admission(config: StackConfig, slo: SloCapacity, workload: Workload) -> Adm
         max_num_queued_reqs=queued_reqs,
         enforced=enforced,
         note=note,
+    )
+
+
+# The picker sheds on KV-cache use a little above where KEDA already scales out.
+SHEDDING_KV_MARGIN = 0.05
+
+
+def _shedding(
+    config: StackConfig, admission: AdmissionPlan, slo: SloCapacity, max_replicas: int
+) -> SheddingPlan:
+    in_flight = slo.point.concurrency if slo.point else 1
+    # Requests a replica can still start within the TTFT target (the admission backlog).
+    backlog = max(2, admission.max_num_queued_reqs - in_flight)
+    return SheddingPlan(
+        enabled=config.features.llmd_router and config.platform != "local",
+        queue_depth_threshold=backlog,
+        kv_cache_util_threshold=round(
+            min(1.0, KV_CACHE_USAGE_SCALE_THRESHOLD + SHEDDING_KV_MARGIN), 2
+        ),
+        request_ttl_seconds=config.slo.ttft_p95_ms / 1e3,
+        max_queued_requests=max_replicas * backlog,
+        max_queued_batch_requests=backlog,
     )
 
 

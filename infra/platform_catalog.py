@@ -53,5 +53,12 @@ INFERENCE_EXTENSION_CRDS_URL = (
     "https://github.com/kubernetes-sigs/gateway-api-inference-extension/releases/download/"
     "v1.0.1/manifests.yaml"
 )
-EPP_IMAGE = "registry.k8s.io/gateway-api-inference-extension/epp:v1.0.1"
+# The endpoint picker moved from gateway-api-inference-extension to the llm-d router (v1.6 of
+# the former removed it); its config schema is llm-d.ai/v1alpha1 with flow control.
+EPP_IMAGE = "ghcr.io/llm-d/llm-d-router-endpoint-picker:v0.9.0"
+# Its InferenceObjective CRD (request priorities), at the same release.
+LLMD_ROUTER_CRDS_URL = (
+    "https://raw.githubusercontent.com/llm-d/llm-d-router/v0.9.0/"
+    "config/crd/bases/llm-d.ai_inferenceobjectives.yaml"
+)
 MILVUS_VERSION = "v2.6.4"

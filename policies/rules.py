@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import yaml
+
 GPU = "nvidia.com/gpu"
 # A credential's name; token *counts* and tokenizer settings (MAX_TOKENS, DETOKENIZER_...) are not.
 SENSITIVE = re.compile(
@@ -321,11 +323,53 @@ def benchmark_gate_exists(objects: list[Obj]) -> list[str]:
     return [] if gates else ["add the benchmark gate Job (leanrag.io/role: benchmark-gate)"]
 
 
+def _picker_thresholds(obj: Obj) -> dict[str, float]:
+    """The llm-d endpoint picker's shedding thresholds in an object that carries its config
+    (a LLMInferenceServiceConfig inline, or the standalone picker's ConfigMap)."""
+    config: Any = None
+    if obj.get("kind") == "LLMInferenceServiceConfig":
+        scheduler = ((obj.get("spec") or {}).get("router") or {}).get("scheduler") or {}
+        config = (scheduler.get("config") or {}).get("inline")
+    elif obj.get("kind") == "ConfigMap" and "epp-config.yaml" in (obj.get("data") or {}):
+        try:
+            config = yaml.safe_load(obj["data"]["epp-config.yaml"])
+        except yaml.YAMLError:
+            return {}
+    if not isinstance(config, dict) or "flowControl" not in config.get("featureGates", []):
+        return {}
+    for plugin in config.get("plugins") or []:
+        if plugin.get("type") == "utilization-detector":
+            parameters = plugin.get("parameters") or {}
+            # The picker's own defaults where a threshold is left out.
+            return {
+                "num_requests_waiting": float(parameters.get("queueDepthThreshold", 5)),
+                "kv_cache_usage_perc": float(parameters.get("kvCacheUtilThreshold", 0.8)),
+            }
+    return {"num_requests_waiting": 5.0, "kv_cache_usage_perc": 0.8}
+
+
+def _keda_triggers(obj: Obj) -> list[dict[str, Any]]:
+    spec = obj.get("spec") or {}
+    if obj.get("kind") == "LLMInferenceService":
+        return ((spec.get("scaling") or {}).get("keda") or {}).get("triggers") or []
+    if obj.get("kind") == "ScaledObject":
+        return spec.get("triggers") or []
+    return []
+
+
 def autoscaling_before_shedding(objects: list[Obj]) -> list[str]:
-    """Where vLLM sheds load (--max-num-queued-reqs), KEDA scales out first: its waiting-
-    requests target per replica is below the queue vLLM still admits (the in-flight cap minus
-    --max-num-seqs), so a new replica is on its way before requests are refused."""
-    allowance: dict[str, int] = {}
+    """Where load is shed — by vLLM (--max-num-queued-reqs) or by llm-d's endpoint picker
+    (flow control's saturation detector) — KEDA scales out first: its per-replica targets are
+    below the shedding thresholds, so a new replica is on its way before requests are
+    refused. vLLM admits a queue of the in-flight cap minus --max-num-seqs; the picker holds
+    requests once the waiting queue or the KV-cache use per replica reaches its thresholds."""
+    limits: dict[str, dict[str, tuple[float, str]]] = {}
+
+    def limit(namespace: str, metric: str, value: float, who: str) -> None:
+        current = limits.setdefault(namespace, {}).get(metric)
+        if current is None or value < current[0]:
+            limits[namespace][metric] = (value, who)
+
     for obj in objects:
         namespace = (obj.get("metadata") or {}).get("namespace", "")
         for _, _, containers in pod_specs(obj):
@@ -333,30 +377,24 @@ def autoscaling_before_shedding(objects: list[Obj]) -> list[str]:
                 flags = _flags([str(a) for a in container.get("args") or []])
                 if "--max-num-queued-reqs" in flags and "--max-num-seqs" in flags:
                     queue = int(flags["--max-num-queued-reqs"]) - int(flags["--max-num-seqs"])
-                    allowance[namespace] = min(queue, allowance.get(namespace, queue))
+                    limit(namespace, "num_requests_waiting", queue, "vLLM sheds beyond")
+        for metric, value in _picker_thresholds(obj).items():
+            limit(namespace, metric, value, "the endpoint picker sheds from")
     found = []
     for obj in objects:
         namespace = (obj.get("metadata") or {}).get("namespace", "")
-        if namespace not in allowance:
-            continue
-        spec = obj.get("spec") or {}
-        if obj.get("kind") == "LLMInferenceService":
-            triggers = ((spec.get("scaling") or {}).get("keda") or {}).get("triggers") or []
-        elif obj.get("kind") == "ScaledObject":
-            triggers = spec.get("triggers") or []
-        else:
-            continue
-        for trigger in triggers:
+        for trigger in _keda_triggers(obj):
             metadata = trigger.get("metadata") or {}
-            if "num_requests_waiting" not in str(metadata.get("query", "")):
-                continue
-            threshold = float(metadata.get("threshold", "inf"))
-            if threshold >= allowance[namespace]:
-                found.append(
-                    f"{_name(obj)}: KEDA scales out at {threshold:g} waiting requests per "
-                    f"replica, but vLLM sheds beyond {allowance[namespace]} waiting: lower the "
-                    "target below the admission allowance"
-                )
+            query = str(metadata.get("query", ""))
+            for metric, (value, who) in limits.get(namespace, {}).items():
+                if metric not in query:
+                    continue
+                threshold = float(metadata.get("threshold", "inf"))
+                if threshold >= value:
+                    found.append(
+                        f"{_name(obj)}: KEDA scales out at {metric} {threshold:g} per replica, "
+                        f"but {who} {value:g}: lower the KEDA target below the shedding threshold"
+                    )
     return found
 
 

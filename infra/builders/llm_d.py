@@ -7,18 +7,21 @@ InferencePool, its endpoint picker and the HTTPRoute itself.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import yaml
 
-from infra.builders.bundle import PART_OF, Bundle, render, render_text
-from infra.plan import MODEL_SERVER_LABELS, DeploymentPlan
-from infra.platform_catalog import EPP_IMAGE
+from infra.builders.bundle import PART_OF, Bundle, RemoteManifest, render, render_text
+from infra.plan import MODEL_SERVER_LABELS, SERVICE_NAME, DeploymentPlan
+from infra.platform_catalog import EPP_IMAGE, LLMD_ROUTER_CRDS_URL
 
 GATEWAY = "leanrag-inference"
 ROUTER_CONFIG = "leanrag-router"
 POOL = "leanrag-pool"
-MODEL_PORT = 8080  # the classic InferenceService's vLLM runtime port
+MODEL_PORT = 8080
+# The request header that names a request's InferenceObjective (llm-d router v0.9).
+OBJECTIVE_HEADER = "x-llm-d-inference-objective"  # the classic InferenceService's vLLM runtime port
 # Prefix-cache hits dominate RAG (the same retrieved chunks recur); load breaks ties.
 WEIGHTS = {"prefix": 3, "queue": 1, "kv_cache": 1}
 _GATEWAY_CONTROLLERS = {
@@ -45,6 +48,31 @@ def scheduler_config_text(plan: DeploymentPlan) -> str:
         # Hash blocks match vLLM's 16-token KV blocks; track as many blocks as a replica holds.
         block_size=16,
         lru_capacity=max(plan.sizing.replica.memory.kv_cache_tokens // 16, 1),
+        shedding=_shedding(plan),
+    )
+
+
+def _shedding(plan: DeploymentPlan) -> dict[str, Any] | None:
+    shedding = plan.shedding
+    if not shedding.enabled:
+        return None
+    return {**asdict(shedding), "ttl": f"{shedding.request_ttl_seconds:g}s"}
+
+
+def objectives(plan: DeploymentPlan, pool: str) -> list[dict[str, Any]]:
+    """Priorities the picker serves by: the RAG app's traffic before batch traffic (which is
+    shed first). Clients choose one with the `x-llm-d-inference-objective` header; requests
+    without it get priority 0, between the two."""
+    shedding = plan.shedding
+    return render(
+        "platform/inference-objectives.yaml.j2",
+        namespace=plan.namespaces.serving,
+        labels=PART_OF,
+        pool=pool,
+        objectives=[
+            (shedding.interactive_objective, shedding.interactive_priority),
+            (shedding.batch_objective, shedding.batch_priority),
+        ],
     )
 
 
@@ -71,6 +99,7 @@ def build(plan: DeploymentPlan) -> Bundle:
             gateway=GATEWAY,
             scheduler_config=yaml.safe_load(config_text),
         )
+        pool = f"{SERVICE_NAME}-inference-pool"  # the pool KServe creates for the service
     else:
         objects += render(
             "platform/inferencepool.yaml.j2",
@@ -83,4 +112,9 @@ def build(plan: DeploymentPlan) -> Bundle:
             scheduler_config_text=config_text,
             epp_image=EPP_IMAGE,
         )
-    return Bundle(concern="llm-d", objects=tuple(objects))
+        pool = POOL
+    remote: tuple[RemoteManifest, ...] = ()
+    if plan.shedding.enabled:
+        objects += objectives(plan, pool)
+        remote = (RemoteManifest("llm-d-router-crds", LLMD_ROUTER_CRDS_URL),)
+    return Bundle(concern="llm-d", objects=tuple(objects), remote=remote)

@@ -7,7 +7,7 @@ from typing import Any
 
 from infra.builders import network
 from infra.builders.bundle import PART_OF, Bundle, render, render_text
-from infra.builders.llm_d import GATEWAY
+from infra.builders.llm_d import GATEWAY, OBJECTIVE_HEADER
 from infra.builders.serving import (
     SERVICE,
     fetch_into_job,
@@ -70,6 +70,9 @@ def run_config(plan: DeploymentPlan) -> str:
             "verify_tls": verify,
             "model": plan.vllm.served_model_name,
             "max_tokens": plan.workload.output_tokens,
+            "headers": {OBJECTIVE_HEADER: plan.shedding.interactive_objective}
+            if plan.shedding.enabled
+            else {},
         },
         embedding={
             "url": None,  # inline sentence-transformers inside the distribution

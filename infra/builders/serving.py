@@ -14,10 +14,10 @@ from typing import Any
 from infra.builders.bundle import PART_OF, Bundle, render
 from infra.builders.llm_d import MODEL_PORT as ISVC_PORT
 from infra.builders.llm_d import ROUTER_CONFIG
-from infra.plan import MODEL_SERVER_LABELS, MODEL_VOLUME, DeploymentPlan, VllmArgs
+from infra.plan import MODEL_SERVER_LABELS, MODEL_VOLUME, SERVICE_NAME, DeploymentPlan, VllmArgs
 from workloads.vllm_plugin import plugin_files
 
-SERVICE = "leanrag-llm"
+SERVICE = SERVICE_NAME
 BASELINE = "leanrag-llm-baseline"
 QUANTIZE_JOB = "leanrag-quantize"
 MODEL_HUB_SECRET = "leanrag-model-hub"

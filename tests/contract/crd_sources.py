@@ -23,6 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = Path(__file__).with_name("crd_sources.json")
 CACHE = ROOT / ".cache" / "crds"
 SHARED_CRDS = ROOT.parent / "shared" / "crds"
+# Schemas ../shared/crds does not carry, kept in the repository (same record format): the llm-d
+# router's InferenceObjective (v0.9.0, the endpoint picker the stacks run).
+BUNDLED = Path(__file__).with_name("crds")
+BUNDLED_SOURCES = BUNDLED / "sources.json"
 NO_SCHEMAS = "no upstream schemas: neither ../shared/crds nor .cache/crds (run `make crds`)"
 
 
@@ -34,8 +38,8 @@ def schema_dir() -> Path | None:
     return None
 
 
-def sources() -> list[dict[str, str]]:
-    return json.loads(SOURCES.read_text())
+def sources(path: Path | None = None) -> list[dict[str, str]]:
+    return json.loads((path or SOURCES).read_text())
 
 
 def sha256(path: Path) -> str:

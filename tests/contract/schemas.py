@@ -11,7 +11,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from tests.contract.crd_sources import CACHE, schema_dir
+from tests.contract.crd_sources import BUNDLED, CACHE, schema_dir
 
 # ../shared/crds where it is beside the checkout, else what `make crds` fetched.
 CRDS = schema_dir() or CACHE
@@ -32,7 +32,7 @@ SAMPLES = {
 def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     """(apiVersion, kind) → the served version's openAPIV3Schema, unknown fields rejected."""
     schemas: dict[tuple[str, str], dict[str, Any]] = {}
-    for path in sorted(CRDS.glob("*/*.yaml")):
+    for path in sorted([*CRDS.glob("*/*.yaml"), *BUNDLED.glob("*/*.yaml")]):
         # 11 MB of CRDs: the C loader reads them in seconds instead of most of a minute.
         for document in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader):
             if not document or document.get("kind") != "CustomResourceDefinition":

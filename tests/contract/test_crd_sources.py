@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.contract.crd_sources import NO_SCHEMAS, record, schema_dir, sha256, sources
+from tests.contract.crd_sources import (
+    BUNDLED,
+    BUNDLED_SOURCES,
+    NO_SCHEMAS,
+    record,
+    schema_dir,
+    sha256,
+    sources,
+)
 
 SCHEMAS = schema_dir()
 
@@ -29,6 +37,17 @@ def test_the_schemas_the_tests_read_are_exactly_the_recorded_ones() -> None:
     assert on_disk == set(recorded), on_disk ^ set(recorded)
     changed = [name for name, digest in recorded.items() if sha256(SCHEMAS / name) != digest]
     assert not changed, f"differ from the recorded sha256: {changed}"
+
+
+def test_the_bundled_schemas_are_exactly_the_recorded_ones() -> None:
+    """Schemas kept in the repository (not in ../shared/crds) carry the same record."""
+    rows = sources(BUNDLED_SOURCES)
+    on_disk = {str(p.relative_to(BUNDLED)) for p in BUNDLED.glob("*/*.yaml")}
+    assert on_disk == {row["file"] for row in rows} != set()
+    for row in rows:
+        assert row["project"].startswith("github.com/") and row["path"]
+        assert re.fullmatch(r"[0-9a-f]{40}", row["commit"]), row
+        assert sha256(BUNDLED / row["file"]) == row["sha256"], row["file"]
 
 
 def test_recording_reads_the_sources_table(tmp_path: Path) -> None:

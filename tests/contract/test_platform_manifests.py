@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import json
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
+import yaml
 
 from infra.builders.stack import platform_bundles
 from infra.config import validate_stack
@@ -109,3 +114,76 @@ def test_only_documented_kinds_lack_a_schema() -> None:
         (o["apiVersion"], o["kind"]) for v in VARIANTS for o in objects_for(v) if is_builtin(o)
     }
     assert unchecked == set(WITHOUT_UPSTREAM_SCHEMA)
+
+
+EPP_CONFIG_SCHEMA = Path(__file__).with_name("schemas") / "endpoint_picker_config.schema.json"
+
+
+def endpoint_picker_configs(variant: str) -> list[dict[str, Any]]:
+    """The picker configurations a variant ships: inline in the LLMInferenceServiceConfig, or
+    the standalone picker's ConfigMap."""
+    found = []
+    for obj in objects_for(variant):
+        if obj["kind"] == "LLMInferenceServiceConfig":
+            found.append(obj["spec"]["router"]["scheduler"]["config"]["inline"])
+        elif obj["kind"] == "ConfigMap" and "epp-config.yaml" in obj.get("data", {}):
+            found.append(yaml.safe_load(obj["data"]["epp-config.yaml"]))
+    return found
+
+
+def epp_config_errors(config: dict[str, Any]) -> list[str]:
+    validator = jsonschema.Draft7Validator(json.loads(EPP_CONFIG_SCHEMA.read_text()))
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(config)]
+    declared = {p.get("name") or p["type"] for p in config.get("plugins", [])}
+    references = [r["pluginRef"] for p in config["schedulingProfiles"] for r in p["plugins"]]
+    references += [
+        section["pluginRef"]
+        for section in (
+            config.get("saturationDetector"),
+            (config.get("flowControl") or {}).get("saturationDetector"),
+        )
+        if section
+    ]
+    errors += [f"{ref} is referenced but not declared" for ref in references if ref not in declared]
+    if config.get("flowControl") and "flowControl" not in config.get("featureGates", []):
+        errors.append("flowControl is configured but its feature gate is off")
+    return errors
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_the_endpoint_picker_configuration_validates(variant: str) -> None:
+    configs = endpoint_picker_configs(variant)
+    assert configs, "every cluster stack routes through llm-d's endpoint picker"
+    for config in configs:
+        assert not epp_config_errors(config), epp_config_errors(config)
+
+
+def test_the_picker_sheds_with_the_plans_thresholds() -> None:
+    """Flow control is on, with the thresholds the plan derived from its capacity at the SLO."""
+    plan = plan_for("prod")
+    (config,) = endpoint_picker_configs("prod")
+    (detector,) = [p for p in config["plugins"] if p["type"] == "utilization-detector"]
+    assert detector["parameters"] == {
+        "queueDepthThreshold": plan.shedding.queue_depth_threshold,
+        "kvCacheUtilThreshold": plan.shedding.kv_cache_util_threshold,
+    }
+    flow = config["flowControl"]
+    assert flow["defaultRequestTTL"] == f"{plan.gate.ttft_p95_ms / 1e3:g}s"
+    assert flow["maxRequests"] == str(plan.shedding.max_queued_requests)
+    assert flow["saturationDetector"] == {"pluginRef": "utilization-detector"}
+
+
+def test_the_picker_schema_rejects_what_the_picker_rejects() -> None:
+    """Parameters moved in the llm-d router (the prefix scorer's into its producer) fail the
+    picker's strict decoding at start-up; the check catches them, and bad flow-control values."""
+    (config,) = endpoint_picker_configs("prod")
+    stale = copy.deepcopy(config)
+    scorer = next(p for p in stale["plugins"] if p["type"] == "prefix-cache-scorer")
+    scorer["parameters"] = {"hashBlockSize": 16}
+    assert epp_config_errors(stale)
+    bad_ttl = copy.deepcopy(config)
+    bad_ttl["flowControl"]["defaultRequestTTL"] = "2 seconds"
+    assert epp_config_errors(bad_ttl)
+    undeclared = copy.deepcopy(config)
+    undeclared["plugins"] = [p for p in config["plugins"] if p["type"] != "utilization-detector"]
+    assert any("utilization-detector" in e for e in epp_config_errors(undeclared))

@@ -273,3 +273,43 @@ def test_keda_scales_out_before_vllm_sheds() -> None:
         if "num_requests_waiting" in trigger["metadata"]["query"]:
             trigger["metadata"]["threshold"] = str(plan.admission.max_num_queued_reqs)
     assert set(mandatory(violations(objects), "prod")) == {"autoscaling-before-shedding"}
+
+
+def _keda_triggers(objects: list[dict]) -> list[dict]:
+    return [
+        trigger
+        for o in objects
+        if o["kind"] in ("LLMInferenceService", "ScaledObject")
+        for trigger in (
+            o["spec"]["scaling"]["keda"]["triggers"]
+            if o["kind"] == "LLMInferenceService"
+            else o["spec"]["triggers"]
+        )
+    ]
+
+
+def test_keda_scales_out_before_the_endpoint_picker_sheds() -> None:
+    """The picker's flow control holds requests once a replica's waiting queue or KV-cache use
+    reaches its thresholds; KEDA's targets sit below both, in prod as planned, and a KEDA
+    target at or above either one is a violation — in the inline config and the standalone
+    picker's ConfigMap alike."""
+    from infra.config import validate_stack
+    from tests.conftest import edited, stack_raw
+
+    for api in ("llminferenceservice", "inferenceservice"):
+        plan = build_plan(validate_stack(edited(stack_raw("prod"), "serving.api", api), "p"), "p")
+        objects = [copy.deepcopy(o) for b in platform_bundles(plan) for o in b.objects]
+        assert "autoscaling-before-shedding" not in violations(objects), api
+        assert plan.autoscaling.waiting_requests_per_replica < plan.shedding.queue_depth_threshold
+        assert plan.autoscaling.kv_cache_usage_threshold < plan.shedding.kv_cache_util_threshold
+        for metric, raised in (
+            ("num_requests_waiting", plan.shedding.queue_depth_threshold),
+            ("kv_cache_usage_perc", plan.shedding.kv_cache_util_threshold),
+        ):
+            broken = copy.deepcopy(objects)
+            triggers = [t for t in _keda_triggers(broken) if metric in t["metadata"]["query"]]
+            assert triggers, (api, metric)
+            for trigger in triggers:
+                trigger["metadata"]["threshold"] = str(raised)
+            messages = violations(broken).get("autoscaling-before-shedding", [])
+            assert any("endpoint picker" in m and metric in m for m in messages), (api, metric)

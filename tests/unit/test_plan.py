@@ -340,6 +340,26 @@ def test_admission_limits_come_from_the_capacity_at_the_slo(
     )
 
 
+def test_the_gateway_sheds_from_the_plans_capacity(plans: dict[str, DeploymentPlan]) -> None:
+    """The endpoint picker's thresholds: a replica is saturated once more requests wait than
+    it can start within the TTFT target (the admission backlog); queued requests expire at
+    the TTFT target; KEDA scales out below both thresholds; the local stack (no gateway) and a
+    stack without llm-d shed nothing there."""
+    prod = plans["prod"]
+    shedding = prod.shedding
+    per_replica = prod.gate.one_replica()
+    assert shedding.enabled
+    backlog = prod.admission.max_num_queued_reqs - per_replica.capacity_concurrency
+    assert shedding.queue_depth_threshold == max(2, backlog)
+    assert shedding.request_ttl_seconds == prod.gate.ttft_p95_ms / 1e3
+    assert shedding.max_queued_requests == prod.autoscaling.max_replicas * backlog
+    assert shedding.interactive_priority > 0 > shedding.batch_priority
+    assert prod.autoscaling.waiting_requests_per_replica < shedding.queue_depth_threshold
+    assert prod.autoscaling.kv_cache_usage_threshold < shedding.kv_cache_util_threshold <= 1
+    assert not plans["local"].shedding.enabled
+    assert not plan_of(edited(stack_raw("prod"), "features.llmdRouter", False)).shedding.enabled
+
+
 def test_admission_flags_only_where_the_serving_vllm_has_them() -> None:
     raw = stack_raw("prod")
     pinned = plan_of(raw)  # docker.io/vllm/vllm-openai:v0.25.1

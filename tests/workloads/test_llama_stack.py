@@ -46,12 +46,21 @@ def test_cluster_run_config_is_a_valid_llama_stack_config(stack: str, tmp_path: 
         "c = StackConfig(**yaml.safe_load(open(sys.argv[1])))\n"
         "assert c.server.auth.provider_config.type == 'kubernetes'\n"
         "print(sorted(p.provider_type for ps in c.providers.values() for p in ps))\n"
+        # The inference provider's own config class, as the server builds it at start-up.
+        "from llama_stack.core.stack import replace_env_vars\n"
+        "from llama_stack.providers.remote.inference.vllm.config import "
+        "VLLMInferenceAdapterConfig as V\n"
+        "(p,) = [p for p in c.providers['inference'] if p.provider_type == 'remote::vllm']\n"
+        "v = V(**replace_env_vars(p.config))\n"
+        "print('headers', v.network.headers)\n"
     )
     result = subprocess.run(
         [PYTHON, "-c", check, str(config)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "remote::milvus" in result.stdout and "remote::vllm" in result.stdout
+    # Through the inference gateway, the RAG app's requests carry its (interactive) objective.
+    assert "headers {'x-llm-d-inference-objective': 'leanrag-interactive'}" in result.stdout
 
 
 @pytest.fixture(scope="module")
