@@ -7,6 +7,7 @@ import socket
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -372,3 +373,51 @@ def test_a_hung_run_is_killed_within_its_limit() -> None:
     assert time.monotonic() - started < 10
     done = _run_bounded(["sh", "-c", "echo measured"], limit_s=10)
     assert done is not None and done.returncode == 0 and "measured" in done.stdout
+
+
+def test_the_gate_never_reports_its_planted_token(
+    tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The gate publishes its result with the pod's service-account token; an API server that
+    refuses it — and echoes the credential back — must not put the token in the gate's output
+    or report."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    import workloads.benchmark.__main__ as gate_main
+
+    token = "PLANTED-sa-token-5be0c2"
+
+    class EchoingApiServer(BaseHTTPRequestHandler):
+        def _refuse(self) -> None:
+            body = f"forbidden for {self.headers['Authorization']}".encode()
+            self.send_response(403)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_PUT = do_POST = _refuse
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), EchoingApiServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api = f"http://127.0.0.1:{server.server_port}"
+    monkeypatch.setattr(gate_main, "in_cluster", lambda: (api, "leanrag-serving", token, None))
+    plan = tmp_path / "plan.json"
+    gate = {name: getattr(TARGETS, name) for name in TARGETS.__dataclass_fields__}
+    plan.write_text(json.dumps({"stack": "t", "gate": gate, "model": {"random_weights": True}}))
+    try:
+        code = gate_main.main(
+            ["--plan", str(plan), "--target", "unused", "--from-report", str(LEVEL),
+             "--out", str(tmp_path / "report"), "--publish-configmap", "leanrag-gate-result"]
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    assert code == 2  # judged, but not published: the Job must not read as a pass
+    printed = capsys.readouterr()
+    assert "result not published" in printed.err and "HTTP 403" in printed.err
+    assert token not in printed.out + printed.err
+    reports = [f for f in (tmp_path / "report").rglob("*") if f.is_file()]
+    assert reports and not [f for f in reports if token.encode() in f.read_bytes()]
