@@ -244,6 +244,38 @@ def autoscaling_is_bounded(obj: Obj) -> list[str]:
     return []
 
 
+# Verbs that grant more than the rules list (RBAC escalation paths).
+ESCALATING_VERBS = frozenset({"escalate", "bind", "impersonate"})
+# Built-in roles that grant (nearly) everything in their scope.
+BROAD_ROLES = frozenset({"cluster-admin", "admin", "edit"})
+
+
+def rbac_is_least_privilege(obj: Obj) -> list[str]:
+    """Roles name exactly what they grant: no wildcard API group, resource or verb, no
+    escalation verbs, secrets never listed or watched (a list returns every value); bindings
+    never hand out the built-in admin/edit roles."""
+    kind = obj.get("kind")
+    found = []
+    if kind in ("Role", "ClusterRole"):
+        if obj.get("aggregationRule"):
+            found.append(f"{_name(obj)}: aggregated role: list its rules instead")
+        for index, rule in enumerate(obj.get("rules") or []):
+            where = f"{_name(obj)} rule {index}"
+            for key in ("apiGroups", "resources", "verbs", "nonResourceURLs"):
+                if "*" in (rule.get(key) or []):
+                    found.append(f"{where}: wildcard in {key}: name each one it needs")
+            verbs = set(rule.get("verbs") or [])
+            if verbs & ESCALATING_VERBS:
+                found.append(f"{where}: {sorted(verbs & ESCALATING_VERBS)} can escalate privileges")
+            if "secrets" in (rule.get("resources") or []) and verbs & {"list", "watch"}:
+                found.append(f"{where}: list/watch on secrets reads every value: use get by name")
+    elif kind in ("RoleBinding", "ClusterRoleBinding"):
+        role = (obj.get("roleRef") or {}).get("name")
+        if role in BROAD_ROLES:
+            found.append(f"{_name(obj)}: binds the built-in {role!r} role: bind a narrow role")
+    return found
+
+
 RESOURCE_RULES = {
     "gpu-workloads-are-bounded": gpu_workloads_are_bounded,
     "images-are-pinned": images_are_pinned,
@@ -252,6 +284,7 @@ RESOURCE_RULES = {
     "no-secret-values": no_secret_values,
     "serving-is-lean": serving_is_lean,
     "autoscaling-is-bounded": autoscaling_is_bounded,
+    "rbac-is-least-privilege": rbac_is_least_privilege,
 }
 
 

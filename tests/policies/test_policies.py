@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -157,6 +158,30 @@ BREAKS: dict[str, tuple[Callable[[list[Obj]], None], set[str]]] = {
     "no gate": (
         lambda o: o.remove(find(o, "Job", "leanrag-benchmark-gate")),
         {"benchmark-gate-exists"},
+    ),
+    "wildcard verbs": (
+        lambda o: find(o, "Role", "leanrag-benchmark-gate")["rules"][0].update(verbs=["*"]),
+        {"rbac-is-least-privilege"},
+    ),
+    "wildcard resources": (
+        lambda o: find(o, "Role", "leanrag-benchmark-gate")["rules"][0].update(resources=["*"]),
+        {"rbac-is-least-privilege"},
+    ),
+    "secrets listed": (
+        lambda o: find(o, "Role", "leanrag-benchmark-gate")["rules"].append(
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}
+        ),
+        {"rbac-is-least-privilege"},
+    ),
+    "role can escalate": (
+        lambda o: find(o, "Role", "leanrag-benchmark-gate")["rules"].append(
+            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["bind"]}
+        ),
+        {"rbac-is-least-privilege"},
+    ),
+    "cluster-admin binding": (
+        lambda o: find(o, "ClusterRoleBinding")["roleRef"].update(name="cluster-admin"),
+        {"rbac-is-least-privilege"},
     ),
 }
 
@@ -313,3 +338,26 @@ def test_keda_scales_out_before_the_endpoint_picker_sheds() -> None:
                 trigger["metadata"]["threshold"] = str(raised)
             messages = violations(broken).get("autoscaling-before-shedding", [])
             assert any("endpoint picker" in m and metric in m for m in messages), (api, metric)
+
+
+def test_the_readme_lists_every_service_account_and_its_roles() -> None:
+    """The README's table names each service account any stack variant creates, and each
+    account the stacks bind a role to; the table cannot drift from the manifests."""
+    from infra.config import validate_stack
+    from tests.conftest import edited, stack_raw
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("### Service accounts and what they may do", 1)[1].split("\n### ", 1)[0]
+    listed = set(re.findall(r"^\| `([a-z0-9-]+)` \(", table, flags=re.M))
+    created: set[str] = set()
+    for raw in (stack_raw("prod"), edited(stack_raw("prod"), "serving.api", "inferenceservice")):
+        objects = stack_objects_of(build_plan(validate_stack(raw, "p"), "p"))
+        created |= {o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount"}
+        for binding in (o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+            created |= {s["name"] for s in binding["subjects"] if s["kind"] == "ServiceAccount"}
+    # The KEDA operator's own account (bound to mint the Prometheus token) is the operator's.
+    assert listed == created - {"keda-operator"}, listed ^ created
+
+
+def stack_objects_of(plan: Any) -> list[Obj]:
+    return [copy.deepcopy(o) for b in platform_bundles(plan) for o in b.objects]
