@@ -47,6 +47,7 @@ def local_run_config(
             "verify_tls": True,
             "model": model,
             "max_tokens": max_tokens,
+            "headers": {},  # no gateway in front of the local vLLM
         },
         embedding={
             "url": embedding_url,
