@@ -154,7 +154,7 @@ class LocalStack:
     def _run(self, step: str, command: list[str], env: dict[str, str] | None = None) -> None:
         log = self.logs / f"{step}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as handle:
+        with log.open("wb") as handle:  # this run's log: its tail explains a failure
             result = subprocess.run(
                 command,
                 stdout=handle,
@@ -240,7 +240,10 @@ class LocalStack:
             )
         self.progress("serve", "start", 0.0, "vLLM starting (ready is awaited before `rag`)")
         serve_started = time.perf_counter()
-        self._start("vllm", vllm_args, vllm_env)
+        # On a CPU host vLLM keeps off the last core: the gate's load generator runs there, as
+        # a cluster gives the gate Job its own node (processes.all_cores_but_last).
+        pinned = [] if plan.pool.is_gpu else processes.all_cores_but_last()
+        self._start("vllm", [*pinned, *vllm_args], vllm_env)
         self._start(
             "embeddings",
             [str(env.workloads), "-m", "workloads.ingest.embed_server", "--port",
@@ -481,7 +484,7 @@ class LocalStack:
             # planned load, and its report says capacity was not measured.
             command.append("--skip-capacity-search")
         log = self.logs / "benchmark.log"
-        with log.open("ab") as handle:
+        with log.open("wb") as handle:  # this run's log: its tail explains a failure
             code = subprocess.run(
                 command, stdout=handle, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, check=False
             ).returncode

@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from workloads.benchmark.__main__ import main
-from workloads.benchmark.gate import COULD_NOT_MEASURE, FAIL, PASS, capacity_search, evaluate
+from workloads.benchmark.gate import (
+    COULD_NOT_MEASURE,
+    FAIL,
+    PASS,
+    capacity_search,
+    evaluate,
+    load_problems,
+)
 from workloads.benchmark.metrics import ParseError, parse_report
 from workloads.benchmark.report import compare
 from workloads.benchmark.runner import (
@@ -27,11 +34,20 @@ from workloads.contract import GatePlan, level_bound
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "guidellm"
 GOLDEN = GOLDEN_DIR / "mock-server-concurrent.json"
-# Real GuideLLM 0.8.1 runs against vLLM CPU 0.32 serving the tiny Llama with its BPE tokenizer
-# (2-core machine): the planned level (448 prompt / 32 output tokens, concurrency 4,
-# count-bounded) and a goodput search from 16 streams (TTFT ≤ 5 s, ITL ≤ 500 ms).
+# Real GuideLLM 0.8.1 runs against vLLM CPU 0.32 serving the tiny trained Llama with its BPE
+# tokenizer (2-core machine, vLLM on core 0, GuideLLM on core 1): the planned level (448 prompt
+# / 32 output tokens, concurrency 4, count-bounded) and a goodput search from 16 streams
+# (TTFT ≤ 5 s, ITL ≤ 500 ms).
 LEVEL = GOLDEN_DIR / "vllm-cpu-rag-level.json"
 SEARCH = GOLDEN_DIR / "vllm-cpu-capacity-search.json"
+# The same runs with vLLM's threads on both cores, GuideLLM among them: it could not send
+# requests on time (3.0 of 4, 9.2 of 16 in flight).
+SHARED_CORES_LEVEL = GOLDEN_DIR / "vllm-cpu-rag-level-shared-cores.json"
+SHARED_CORES_SEARCH = GOLDEN_DIR / "vllm-cpu-capacity-search-shared-cores.json"
+# The product's gate on one H200 at prod's shape (6,400 / 384 tokens, 112 streams): GuideLLM
+# raised generation_delay_ttft, yet the load was applied.
+H200_RESULTS = GOLDEN_DIR.parents[2] / "benchmarks" / "results" / "gpu_h200_gate"
+H200_LEVEL = H200_RESULTS / "guidellm-c112-trimmed.json"
 TARGETS = GatePlan(
     ttft_p95_ms=5000, itl_p95_ms=500, min_throughput_rps=0.2, max_error_rate=0.05, concurrency=4,
     prompt_tokens=448, output_tokens=32, shared_prefix_tokens=0, predicted_requests_per_s=10.0,
@@ -63,11 +79,12 @@ def test_golden_report_parses_to_the_measured_numbers() -> None:
 
 def test_real_vllm_level_reads_what_reached_the_server() -> None:
     (level,) = parse_report(json.loads(LEVEL.read_text()))
-    # 448 planned + the chat template's 11 tokens, as vLLM counted them; 32 out (ignore_eos).
-    assert level.prompt_tokens_mean == pytest.approx(459.0)
+    # 436 sent + the chat template's 11 tokens, as vLLM counted them; 32 out (ignore_eos).
+    assert level.prompt_tokens_mean == pytest.approx(447.0)
     assert level.output_tokens_mean == pytest.approx(32.0)
-    assert level.concurrency == 4 and level.measured_requests == 103
-    assert level.slo_attainment == 1.0 and level.slo_determined_requests == 103
+    assert level.concurrency == 4 and level.measured_requests == 41
+    assert level.slo_attainment == 1.0 and level.slo_determined_requests == 41
+    assert level.in_flight_mean == pytest.approx(3.82, abs=0.01)  # the load was applied
 
 
 def test_gate_passes_and_fails_on_chosen_targets() -> None:
@@ -92,17 +109,44 @@ def test_traffic_off_the_plan_is_not_judged(planned_prompt, planned_output, what
     assert f"{what} tokens, planned" in verdict.reason
 
 
+def test_a_level_whose_load_was_not_applied_is_not_judged() -> None:
+    """GuideLLM sharing vLLM's cores kept 3.0 of 4 streams in flight, 92 ms to dispatch each
+    request: latencies measured under less load than planned are not judged."""
+    (level,) = parse_report(json.loads(SHARED_CORES_LEVEL.read_text()))
+    assert level.in_flight_mean == pytest.approx(2.97, abs=0.01)
+    assert level.dispatch_delay_ms == pytest.approx(92.0, abs=0.5)
+    verdict = evaluate(_run(SHARED_CORES_LEVEL), TARGETS, RAG)
+    assert verdict.status == COULD_NOT_MEASURE and verdict.checks == ()
+    assert "the planned load was not applied: 3.0 requests in flight on average at " in (
+        verdict.reason
+    )
+    search = evaluate(_run(LEVEL), TARGETS, RAG, _run(SHARED_CORES_SEARCH))
+    assert search.status == COULD_NOT_MEASURE
+    assert "9.2 requests in flight on average at concurrency 16" in search.reason
+
+
+def test_guidellms_generation_delay_warning_is_not_a_held_back_load() -> None:
+    """On the H200 GuideLLM flagged generation_delay_ttft (6 ms per request against a 404 ms
+    TTFT), yet 111.97 of 112 streams were in flight: the level is judged."""
+    (level,) = parse_report(json.loads(H200_LEVEL.read_text()))
+    assert "generation_delay_ttft" in level.warnings
+    assert level.concurrency == 112
+    assert level.in_flight_mean == pytest.approx(111.97, abs=0.01)
+    run = Run("h200", H200_LEVEL, (level_bound(TARGETS, 112),), (level,))
+    assert load_problems(run, TARGETS) == []
+
+
 def test_within_five_percent_the_shape_is_the_plans() -> None:
-    # 459 measured vs 440 planned is 4.3 % off: judged.
-    targets = replace(TARGETS, prompt_tokens=440)
+    # 447 measured vs 430 planned is 4.0 % off: judged.
+    targets = replace(TARGETS, prompt_tokens=430)
     assert evaluate(_run(LEVEL, targets), targets, scenarios(targets)[0]).status == PASS
 
 
 def test_too_few_requests_for_a_steady_state_are_not_judged() -> None:
-    targets = replace(TARGETS, min_measured_requests=150)
+    targets = replace(TARGETS, min_measured_requests=100)
     verdict = evaluate(_run(LEVEL, targets), targets, RAG)
     assert verdict.status == COULD_NOT_MEASURE
-    assert "measured 103 requests after warm-up, fewer than the 150" in verdict.reason
+    assert "measured 41 requests after warm-up, fewer than the 100" in verdict.reason
 
 
 def test_no_successful_requests_cannot_be_measured() -> None:
@@ -150,11 +194,12 @@ def test_capacity_search_is_scored_as_guidellm_scores_it() -> None:
     search = capacity_search(_run(SEARCH), TARGETS)
     assert [p.streams for p in search.probes] == [16, 32, 64]
     assert all(p.passed for p in search.probes)
-    # 34 requests cannot tell 100 % from 95 % at 95 % confidence; 135 and 321 can.
-    assert [p.resolved for p in search.probes] == [False, True, True]
+    # 161, 306 and 699 requests all within both targets: 100 % tells from 95 % at 95 %
+    # confidence (34 requests, in an earlier run, could not).
+    assert [p.resolved for p in search.probes] == [True, True, True]
     assert search.best.concurrency == 64 and search.stop_reason == "max_streams_reached"
-    assert search.capacity_requests_per_s == pytest.approx(39.88, abs=0.01)
-    assert "16 (100%, unresolved) → 32 (100%) → 64 (100%)" in search.describe()
+    assert search.capacity_requests_per_s == pytest.approx(49.23, abs=0.01)
+    assert "16 (100%) → 32 (100%) → 64 (100%)" in search.describe()
 
 
 def test_capacity_at_the_slo_is_checked_against_the_prediction() -> None:
@@ -166,12 +211,12 @@ def test_capacity_at_the_slo_is_checked_against_the_prediction() -> None:
 
 
 def test_a_capacity_probe_without_its_steady_state_is_not_judged() -> None:
-    targets = replace(TARGETS, min_measured_requests=400)
+    targets = replace(TARGETS, min_measured_requests=800)
     verdict = evaluate(_run(LEVEL), TARGETS, RAG, _run(SEARCH, targets))
     assert verdict.status == PASS  # the level's own bound is the plan's (20)
     verdict = evaluate(_run(LEVEL), targets, RAG, _run(SEARCH, targets))
     assert verdict.status == COULD_NOT_MEASURE
-    assert "capacity search: concurrency 64 measured 321 requests" in verdict.reason
+    assert "capacity search: concurrency 64 measured 699 requests" in verdict.reason
 
 
 def test_not_a_guidellm_report_is_refused() -> None:
@@ -236,7 +281,7 @@ def test_from_report_judges_a_real_report_and_writes_the_report(tmp_path: Path) 
     assert main([*args, "--out", str(tmp_path / "a"), "--from-search", str(SEARCH)]) == 0
     report = json.loads((tmp_path / "a" / "gate.json").read_text())
     assert report["capacity_at_slo"]["measured_cost"]["capacity_requests_per_s"] == (
-        pytest.approx(39.88, abs=0.01)
+        pytest.approx(49.23, abs=0.01)
     )
     markdown = (tmp_path / "a" / "gate.md").read_text()
     assert "# Deployment gate: **PASS**" in markdown and "How the search decided" in markdown

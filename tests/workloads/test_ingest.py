@@ -180,6 +180,43 @@ def test_a_crash_midway_resumes_without_loss_or_duplicates(
     assert {(r["id"], r["text"]) for r in rows(str(target / "rag.db"))} == reference
 
 
+def test_milvus_failing_mid_run_names_it_keeps_what_is_stored_and_resumes(
+    corpus: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """Milvus goes away after some documents (the error pymilvus raises for a lost server):
+    the CLI exits 2 naming Milvus, its URI and what to do, without a traceback; the finished
+    documents stay stored and a re-run completes to exactly the uninterrupted result."""
+    from pymilvus.exceptions import MilvusException
+
+    clean = str(tmp_path / "clean" / "rag.db")
+    assert ingest_cli(["--source", str(corpus), "--milvus-uri", clean, "--no-progress"]) == 0
+    reference = {(r["id"], r["text"]) for r in rows(clean)}
+    target = tmp_path / "flaky"
+    real_upsert = MilvusStore.upsert
+    calls = itertools.count()
+
+    def dropping(self, *args, **kwargs):
+        if next(calls) == 2:
+            raise MilvusException(
+                code=2, message="Fail connecting to server on 127.0.0.1:19530, illegal "
+                "connection params or server unavailable"
+            )  # fmt: skip
+        return real_upsert(self, *args, **kwargs)
+
+    monkeypatch.setattr(MilvusStore, "upsert", dropping)
+    uri = str(target / "rag.db")
+    args = ["--source", str(corpus), "--milvus-uri", uri, "--no-progress"]
+    assert ingest_cli(args) == 2
+    err = capsys.readouterr().err
+    assert f"Milvus at {uri} failed during ingestion after 2 of" in err
+    assert "what it stored is kept" in err and "re-run" in err and "Traceback" not in err
+    kept = rows(uri)
+    assert 0 < len(kept) < len(reference)
+    monkeypatch.setattr(MilvusStore, "upsert", real_upsert)
+    assert ingest_cli(args) == 0
+    assert {(r["id"], r["text"]) for r in rows(uri)} == reference
+
+
 def test_pdf_without_layout_models_fails_before_writing(
     tmp_path: Path,
     embedder,

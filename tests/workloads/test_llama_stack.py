@@ -152,3 +152,25 @@ def test_publish_is_idempotent_and_replaces_the_corpus_atomically(
     )["data"]
     assert "95 percent" in found[0]["content"][0]["text"]
     stack.close()
+
+
+def test_publishing_interrupted_never_leaves_a_half_published_store(tmp_path: Path) -> None:
+    """Real faults at random points of a publish: the publishing process SIGKILLed, and the
+    Llama Stack server SIGKILLed under it (then restarted on its state). No store a reader
+    can pick (marked complete) ever holds other than its ledger's chunks; the publisher that
+    lost its server exits 2 naming Llama Stack; the next publish leaves exactly one complete
+    store. (`benchmarks/faults/publish_faults.py` runs more trials for the README.)"""
+    from benchmarks.faults.publish_faults import run_trials
+
+    result = run_trials(tmp_path / "work", Path(PYTHON), 2, 7, ("publisher", "llama-stack"))
+    trials = result["trials"]
+    assert len(trials) == 4
+    for trial in trials:
+        assert trial["half_published"] == [], trial
+        assert trial["resume_exit"] == 0 and trial["resumed_exactly"], trial
+        if trial["kind"] == "llama-stack" and trial["interrupted"]:
+            assert trial["publisher_exit"] == 2, trial
+            assert "Llama Stack" in trial["publisher_message"], trial
+            assert "re-run" in trial["publisher_message"], trial
+    full, less_one = (c["chunks"] for c in result["corpora"])
+    assert full > less_one > 0

@@ -1,16 +1,18 @@
 """End to end: `leanrag local up` on this CPU machine — tiny trained Llama, LLM Compressor and
 its quality check through vLLM,
 vLLM CPU, Docling → Milvus Lite → Llama Stack, one RAG answer, GuideLLM and the gate — then
-`leanrag local down`, a re-run that reuses finished steps, and a failing step that stops
-every process it started."""
+`leanrag local down`, vLLM killed during the gate, a re-run that resumes from the finished
+steps, and a failing step that stops every process it started."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -147,6 +149,46 @@ def test_local_up_runs_every_step_and_down_cleans_up(run_dir: Path) -> None:
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert int(count.stdout.strip().splitlines()[-1]) == ingest["stored_chunks"]
+
+
+def test_vllm_killed_during_the_gate_ends_in_time_and_stops_everything(
+    run_dir: Path,
+) -> None:
+    """A real fault: vLLM's process group is SIGKILLed while GuideLLM loads it. The gate ends
+    with exit 2 ("could not measure", naming what failed) well within its time bound, `local
+    up` reports the failed step and stops every process it started; the next test re-runs the
+    stack on the same folder and resumes from the finished steps."""
+    ports = free_ports(3)
+    vllm, _, llama_stack = ports
+    command = [LEANRAG, "local", "up", "--run-dir", str(run_dir), "--vllm-port", str(vllm),
+               "--embeddings-port", str(ports[1]),
+               "--llama-stack-port", str(llama_stack)]  # fmt: skip
+    env = {**os.environ, "LEANRAG_WORKLOADS_PYTHON": sys.executable, "COLUMNS": "200"}
+    up = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    assert up.stdout is not None
+    for line in up.stdout:
+        if "▶ benchmark" in line:
+            break
+    time.sleep(15)  # GuideLLM is mid-level: the speed probe ran, the gate started loading
+    assert up.poll() is None, "the stack ended before the fault"
+    pids = json.loads((run_dir / "pids.json").read_text())
+    killed = time.monotonic()
+    os.killpg(pids["vllm"], signal.SIGKILL)
+    out, err = up.communicate(timeout=600)
+    seconds = time.monotonic() - killed
+    assert up.returncode == 2, out[-2000:] + err[-2000:]
+    assert seconds < 60, f"{seconds:.1f} s from the kill to the verdict"
+    assert "step benchmark could not measure (exit 2)" in err
+    assert "stopped answering" in err and "every process it started is stopped" in err
+    assert "gate: pass" not in err  # the log tail is this run's, not an earlier one's
+    gate = json.loads((run_dir / "benchmark" / "gate.json").read_text())
+    assert gate["verdict"] == "could-not-measure"
+    assert not (run_dir / "pids.json").exists()
+    assert not any(group_alive(pid) for pid in pids.values())
+    assert not answers(f"http://127.0.0.1:{llama_stack}/v1/health")
+    print(f"vLLM killed mid-gate: exit 2 after {seconds:.1f} s")
 
 
 def test_rerun_reuses_finished_steps_and_stops_after(run_dir: Path) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from workloads.benchmark.metrics import LevelMetrics
 from workloads.benchmark.runner import Run, Scenario
 from workloads.contract import (
+    APPLIED_LOAD_TOLERANCE,
     SEARCH_TOLERANCE,
     TARGET_ATTAINMENT,
     GatePlan,
@@ -182,6 +183,27 @@ def shape_problems(
     return problems
 
 
+def load_problems(
+    run: Run, targets: GatePlan, label: str = "optimized", scenario: str = ""
+) -> list[str]:
+    """Every concurrency level that did not apply its load: fewer requests in flight on
+    average than streams asked for (by more than APPLIED_LOAD_TOLERANCE) means the load
+    generator held requests back. Latencies were then measured under less load than planned and
+    throughput understated, so nothing measured there is judged."""
+    problems = []
+    for level in run.levels:
+        if not level.successful or not level.concurrency or level.in_flight_mean is None:
+            continue
+        if level.in_flight_mean < level.concurrency * (1 - APPLIED_LOAD_TOLERANCE):
+            problems.append(
+                f"the planned load was not applied: {level.in_flight_mean:.1f} requests in "
+                f"flight on average at concurrency {level.concurrency} ({label} {scenario}; "
+                f"the load generator waited {level.dispatch_delay_ms:.0f} ms per request to "
+                "send it): give the gate more CPU or run it beside, not on, the server"
+            )
+    return problems
+
+
 def steady_state_problem(level: LevelMetrics, bound: LevelBound) -> str | None:
     if level.measured_requests >= bound.required_requests:
         return None
@@ -204,6 +226,7 @@ def evaluate(
     for run in (levels_run, search_run):
         if run is not None:
             refusals += shape_problems(run, scenario, targets, label)
+            refusals += load_problems(run, targets, label, scenario.name)
     level = gate_level(levels_run.levels, targets.concurrency) if levels_run else None
     bound = None
     if level is None or level.successful == 0:

@@ -39,9 +39,14 @@ class LevelMetrics:
     slo_attainment: float | None
     slo_determined_requests: int
     goodput_requests_per_s: float | None
-    # GuideLLM's own post-benchmark warnings (e.g. generation_delay_ttft: the load generator
-    # itself was the bottleneck).
+    # GuideLLM's own post-benchmark warnings (e.g. generation_delay_ttft: its per-request
+    # generation time against TTFT — which is measured from dispatch, after generation).
     warnings: tuple[str, ...]
+    # Requests in flight, time-averaged over the window (None: the report does not say). With
+    # N streams it is N when the load generator keeps up; less when it held requests back.
+    in_flight_mean: float | None = None
+    # Mean wait between a stream's turn and GuideLLM dispatching its request (ms).
+    dispatch_delay_ms: float = 0.0
 
     @property
     def error_rate(self) -> float:
@@ -66,6 +71,14 @@ def _successful_mean(metric: dict[str, Any] | None) -> float:
     if not metric or not metric.get("successful"):
         return 0.0
     return float(metric["successful"]["mean"] or 0.0)
+
+
+def _in_flight(metric: dict[str, Any] | None) -> float | None:
+    """Time-averaged requests in flight, every status together."""
+    if not metric:
+        return None
+    summary = metric.get("total") or metric.get("successful")
+    return float(summary["mean"]) if summary and summary.get("mean") is not None else None
 
 
 def parse_report(report: dict[str, Any]) -> list[LevelMetrics]:
@@ -104,6 +117,10 @@ def parse_report(report: dict[str, Any]) -> list[LevelMetrics]:
                     slo_determined_requests=metrics.get("slo_determined_requests") or 0,
                     goodput_requests_per_s=_successful_mean(goodput) if goodput else None,
                     warnings=tuple(w["code"] for w in benchmark.get("warnings") or ()),
+                    in_flight_mean=_in_flight(metrics.get("request_concurrency")),
+                    # A plain distribution over every dispatched request (no status split).
+                    dispatch_delay_ms=1000.0
+                    * float((metrics.get("root_dispatch_delay") or {}).get("mean") or 0.0),
                 )
             )
     except (KeyError, TypeError) as error:

@@ -10,7 +10,7 @@ from typing import Any
 from workloads.benchmark.gate import Verdict
 from workloads.benchmark.metrics import LevelMetrics
 from workloads.benchmark.runner import Run
-from workloads.contract import GatePlan
+from workloads.contract import APPLIED_LOAD_TOLERANCE, GatePlan
 from workloads.templating import render_text
 
 
@@ -121,6 +121,7 @@ def write_report(
             cost=cost,
             context=context,
             plots=plots,
+            applied_load_tolerance=APPLIED_LOAD_TOLERANCE,
         )
     )
     return document

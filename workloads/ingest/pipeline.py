@@ -16,7 +16,7 @@ from pathlib import Path
 
 from workloads.ingest.convert import MAX_DOCUMENT_MB, Converter, discover
 from workloads.ingest.embed import Embedder
-from workloads.ingest.errors import DocumentRejected
+from workloads.ingest.errors import DocumentRejected, IngestError
 from workloads.ingest.store import MilvusStore, chunk_ids
 
 
@@ -96,6 +96,8 @@ def ingest(
         settings.milvus_token,
     )
     summary = IngestSummary(collection=settings.collection, embedding_model=embedder.name)
+    from pymilvus.exceptions import MilvusException
+
     try:
         for number, document in enumerate(documents, start=1):
             summary.files += 1
@@ -130,6 +132,13 @@ def ingest(
         if settings.delete_missing:
             store.delete_sources_except(summary.sources)
         summary.stored_chunks = store.count()
+    except MilvusException as error:
+        done = summary.files - 1  # the document in hand is not finished
+        raise IngestError(
+            f"Milvus at {settings.milvus_uri} failed during ingestion after {done} of "
+            f"{len(documents)} documents ({error}): what it stored is kept; check that Milvus "
+            "is up and has space, then re-run — finished documents are skipped"
+        ) from None
     finally:
         store.close()
     summary.seconds = round(time.perf_counter() - started, 2)

@@ -56,8 +56,9 @@ class LlamaStack:
             ) from None
         except httpx.HTTPError as error:
             raise IngestError(
-                f"--llama-stack-url {self._client.base_url}: unreachable ({error}); "
-                "check the URL and that the server is up"
+                f"Llama Stack at {self._client.base_url} (--llama-stack-url) unreachable during "
+                f"{method} {path} ({error}): check that it is up; what readers see is unchanged "
+                "(a store is marked complete only once filled) — re-run to publish"
             ) from None
         return response.json() if response.content else None
 
