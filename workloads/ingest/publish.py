@@ -5,7 +5,8 @@ chunks go in through that API — text, metadata and the vectors already compute
 the same content-derived ids. The Milvus collection the ingestion writes stays the ledger:
 
 - the vector store named after the collection carries a fingerprint of the ledger's ids;
-- same fingerprint and marked complete → nothing to do (re-runs are no-ops);
+- same fingerprint, marked complete and answering with every chunk → nothing to do (re-runs
+  are no-ops);
 - otherwise a new store is filled, marked complete, and only then are older stores of that
   name deleted — readers always see a complete corpus, a crash leaves the old one serving.
 """
@@ -43,11 +44,14 @@ class LlamaStack:
             headers={"Authorization": f"Bearer {token}"} if token else {},
         )
 
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def call(self, method: str, path: str, missing_ok: bool = False, **kwargs: Any) -> Any:
+        """One API call; its JSON. With `missing_ok`, a 404 returns None instead of failing."""
         import httpx
 
         try:
             response = self._client.request(method, path, **kwargs)
+            if missing_ok and response.status_code == 404:
+                return None
             response.raise_for_status()
         except httpx.HTTPStatusError as error:
             raise IngestError(
@@ -113,6 +117,21 @@ def _chunk(row: dict[str, Any], model: str, dimension: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def serves(stack: LlamaStack, store_id: str, rows: list[dict[str, Any]]) -> bool:
+    """Whether the store answers a query with every one of the ledger's chunks."""
+    found = stack.call(
+        "POST",
+        "/v1/vector-io/query",
+        missing_ok=True,
+        json={
+            "vector_store_id": store_id,
+            "query": rows[0]["text"][:200],
+            "params": {"max_chunks": len(rows), "score_threshold": -1e9},
+        },
+    )
+    return found is not None and len(found.get("chunks") or []) == len(rows)
+
+
 def publish(
     store: MilvusStore,
     stack: LlamaStack,
@@ -133,6 +152,9 @@ def publish(
             for s in existing
             if (s.get("metadata") or {}).get(FINGERPRINT) == wanted
             and (s.get("metadata") or {}).get(COMPLETE) == "true"
+            # Marked complete is not enough: a store Llama Stack lost in a crash is still
+            # listed (measured: SIGKILL of a Milvus Lite-backed server, then a restart).
+            and serves(stack, s["id"], rows)
         ),
         None,
     )
@@ -165,5 +187,5 @@ def publish(
         published = False
     for old in existing:
         if old["id"] != current["id"]:
-            stack.call("DELETE", f"/v1/vector_stores/{old['id']}")
+            stack.call("DELETE", f"/v1/vector_stores/{old['id']}", missing_ok=True)
     return PublishResult(vector_store_id=current["id"], chunks=len(rows), published=published)

@@ -67,6 +67,14 @@ def ask(
         f"/v1/vector_stores/{store}/search",
         json={"query": question, "max_num_results": k},
     )["data"]
+    if not results:
+        # Llama Stack 0.7.3 on Milvus Lite forgets its vector stores when it restarts: still
+        # listed, they return nothing. An answer without context would look like one.
+        raise IngestError(
+            f"vector store {store} ({store_name}) returned no chunks: Llama Stack no longer "
+            "serves it (it forgets Milvus Lite stores when restarted); re-run the ingestion, "
+            "which republishes it"
+        )
     citations = [
         Citation(
             number=i,
