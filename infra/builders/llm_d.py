@@ -19,9 +19,9 @@ from infra.platform_catalog import EPP_IMAGE, LLMD_ROUTER_CRDS_URL
 GATEWAY = "leanrag-inference"
 ROUTER_CONFIG = "leanrag-router"
 POOL = "leanrag-pool"
-MODEL_PORT = 8080
+MODEL_PORT = 8080  # the classic InferenceService's vLLM runtime port
 # The request header that names a request's InferenceObjective (llm-d router v0.9).
-OBJECTIVE_HEADER = "x-llm-d-inference-objective"  # the classic InferenceService's vLLM runtime port
+OBJECTIVE_HEADER = "x-llm-d-inference-objective"
 # Prefix-cache hits dominate RAG (the same retrieved chunks recur); load breaks ties.
 WEIGHTS = {"prefix": 3, "queue": 1, "kv_cache": 1}
 _GATEWAY_CONTROLLERS = {

@@ -98,6 +98,7 @@ def ingest(
     summary = IngestSummary(collection=settings.collection, embedding_model=embedder.name)
     from pymilvus.exceptions import MilvusException
 
+    finished = 0  # documents done (stored, skipped or rejected), for a mid-run failure
     try:
         for number, document in enumerate(documents, start=1):
             summary.files += 1
@@ -115,6 +116,7 @@ def ingest(
                     summary.rejected.append({"source": document.source, "reason": str(rejected)})
                     if progress:
                         progress(number, len(documents), document.source)
+                    finished = number
                     continue  # nothing written for it; an earlier version's rows stay
                 chunks = converted.chunks
                 summary.pages += converted.pages
@@ -127,15 +129,15 @@ def ingest(
                     )
                     summary.chunks += len(batch)
             store.prune(document.source, version)
+            finished = number
             if progress:
                 progress(number, len(documents), document.source)
         if settings.delete_missing:
             store.delete_sources_except(summary.sources)
         summary.stored_chunks = store.count()
     except MilvusException as error:
-        done = summary.files - 1  # the document in hand is not finished
         raise IngestError(
-            f"Milvus at {settings.milvus_uri} failed during ingestion after {done} of "
+            f"Milvus at {settings.milvus_uri} failed during ingestion after {finished} of "
             f"{len(documents)} documents ({error}): what it stored is kept; check that Milvus "
             "is up and has space, then re-run — finished documents are skipped"
         ) from None
