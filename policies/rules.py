@@ -368,7 +368,7 @@ def _picker_thresholds(obj: Obj) -> dict[str, float]:
             config = yaml.safe_load(obj["data"]["epp-config.yaml"])
         except yaml.YAMLError:
             return {}
-    if not isinstance(config, dict) or "flowControl" not in config.get("featureGates", []):
+    if not isinstance(config, dict) or "flowControl" not in (config.get("featureGates") or []):
         return {}
     for plugin in config.get("plugins") or []:
         if plugin.get("type") == "utilization-detector":
