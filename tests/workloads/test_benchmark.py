@@ -36,8 +36,8 @@ GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "guidellm"
 GOLDEN = GOLDEN_DIR / "mock-server-concurrent.json"
 # Real GuideLLM 0.8.1 runs against vLLM CPU 0.32 serving the tiny trained Llama with its BPE
 # tokenizer (2-core machine, vLLM on core 0, GuideLLM on core 1): the planned level (448 prompt
-# / 32 output tokens, concurrency 4, count-bounded) and a goodput search from 16 streams
-# (TTFT ≤ 5 s, ITL ≤ 500 ms).
+# / 32 output tokens, concurrency 4, count-bounded, ≥ 100 measured) and a goodput search from
+# 16 streams (TTFT ≤ 5 s, ITL ≤ 500 ms).
 LEVEL = GOLDEN_DIR / "vllm-cpu-rag-level.json"
 SEARCH = GOLDEN_DIR / "vllm-cpu-capacity-search.json"
 # The same runs with vLLM's threads on both cores, GuideLLM among them: it could not send
@@ -82,15 +82,15 @@ def test_real_vllm_level_reads_what_reached_the_server() -> None:
     # 436 sent + the chat template's 11 tokens, as vLLM counted them; 32 out (ignore_eos).
     assert level.prompt_tokens_mean == pytest.approx(447.0)
     assert level.output_tokens_mean == pytest.approx(32.0)
-    assert level.concurrency == 4 and level.measured_requests == 41
-    assert level.slo_attainment == 1.0 and level.slo_determined_requests == 41
-    assert level.in_flight_mean == pytest.approx(3.82, abs=0.01)  # the load was applied
+    assert level.concurrency == 4 and level.measured_requests == 161
+    assert level.slo_attainment == 1.0 and level.slo_determined_requests == 161
+    assert level.in_flight_mean == pytest.approx(3.77, abs=0.01)  # the load was applied
 
 
 def test_gate_passes_and_fails_on_chosen_targets() -> None:
     level = _run(LEVEL)
     assert evaluate(level, TARGETS, RAG).status == PASS
-    tight = evaluate(level, replace(TARGETS, ttft_p95_ms=50, itl_p95_ms=1), RAG)
+    tight = evaluate(level, replace(TARGETS, ttft_p95_ms=20, itl_p95_ms=1), RAG)
     assert tight.status == FAIL
     assert {c.name for c in tight.checks if not c.passed} == {"ttft_p95_ms", "itl_p95_ms"}
     assert evaluate(level, replace(TARGETS, min_throughput_rps=50), RAG).status == FAIL
@@ -143,10 +143,10 @@ def test_within_five_percent_the_shape_is_the_plans() -> None:
 
 
 def test_too_few_requests_for_a_steady_state_are_not_judged() -> None:
-    targets = replace(TARGETS, min_measured_requests=100)
+    targets = replace(TARGETS, min_measured_requests=200)
     verdict = evaluate(_run(LEVEL, targets), targets, RAG)
     assert verdict.status == COULD_NOT_MEASURE
-    assert "measured 41 requests after warm-up, fewer than the 100" in verdict.reason
+    assert "measured 161 requests after warm-up, fewer than the 200" in verdict.reason
 
 
 def test_no_successful_requests_cannot_be_measured() -> None:
