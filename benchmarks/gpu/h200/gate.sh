@@ -2,15 +2,22 @@
 # On the GPU machine with serve.sh's server up: the product's gate (GuideLLM 0.8.1) on one
 # replica of a plan written by benchmarks/gpu/h200/plans.py. Args: PLAN LABEL [gate options],
 # e.g.  bash benchmarks/gpu/h200/gate.sh gpu-bundle/run/rag-optimized.json rag-opt-86
+# vLLM's own /metrics are read before and after (server-side queue, prefill and TTFT
+# histograms: `python -m benchmarks.gpu.h200.server_metrics` splits TTFT with them), and the
+# server's periodic stats lines (running / waiting requests) are kept.
 set -uo pipefail
 plan=${1:?plan json}; label=${2:?label}; shift 2
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1
 py=$(python3 -c 'import sys; print(sys.executable)')
 printf '#!/bin/sh\nexec %s -m guidellm "$@"\n' "$py" > "$(dirname "$py")/guidellm"; chmod +x "$(dirname "$py")/guidellm"
 out=${OUT:-/tmp/out}/$label
+mkdir -p "$out"
+curl -sf 127.0.0.1:8000/metrics > "$out/metrics-before.txt"
+from_line=$(wc -l < /tmp/server.log)
 t0=$(date +%s)
 python3 -m workloads.benchmark --plan "$plan" --target http://127.0.0.1:8000 \
   --tokenizer gpu-bundle/llama8b-bpe --out "$out" --one-replica "$@"
 echo "gate $label exit $? after $(( $(date +%s) - t0 )) s"
+curl -sf 127.0.0.1:8000/metrics > "$out/metrics-after.txt"
+tail -n +"$from_line" /tmp/server.log | grep -v '"POST \|"GET ' > "$out/server-stats.log"
 rm -f "$out"/*.json.full 2>/dev/null
-cp /tmp/server.log "${OUT:-/tmp/out}/server-$label.log"

@@ -7,7 +7,9 @@ has one GPU) and the server arguments, into `--out` (default `gpu-bundle/run`):
     .venv/bin/python -m benchmarks.gpu.h200.plans [--out DIR]
 
 `<shape>-<profile>.json` is what `python -m workloads.benchmark --plan` reads on the device;
-`<shape>-<profile>.args` is what `benchmarks/gpu/h200/serve.sh` starts vLLM with.
+`<shape>-<profile>.args` is what `benchmarks/gpu/h200/serve.sh` starts vLLM with;
+`<shape>-<profile>-rag-only.json` is the same plan without the shared-document scenario, for
+repeats of the headline (uncached) level within one call's device time.
 """
 
 from __future__ import annotations
@@ -73,6 +75,10 @@ def write(out: Path) -> dict[str, Any]:
                 "model": {"name": plan.model.name, "random_weights": plan.model.random_weights},
             }
             (out / f"{name}.json").write_text(json.dumps(document, indent=2, sort_keys=True))
+            rag_only = document | {"gate": document["gate"] | {"shared_prefix_tokens": 0}}
+            (out / f"{name}-rag-only.json").write_text(
+                json.dumps(rag_only, indent=2, sort_keys=True)
+            )
             (out / f"{name}.args").write_text(" ".join(server_args(plan, profile)) + "\n")
             one = gate.one_replica()
             summary[name] = {
