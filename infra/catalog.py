@@ -75,15 +75,17 @@ ACCELERATORS: dict[str, Accelerator] = {
             quantizations=_ALL_GPU_SCHEMES,
             fp8_kv_cache=True,
             runtime_overhead_gib=1.0,
-            # The product's gate on one H200 (vLLM 0.25.1, 6400 in / 384 out, 2026-12-02;
-            # benchmarks/results/gpu_h200_gate/, tests/unit/test_sizing_calibration.py):
-            # stock vLLM (bf16, 8192-token steps) at 58 streams fixes the 16-bit scale, 1.1
-            # (req/s and ITL p95 within 2 %); FP8 + FP8 KV with 2048-token steps at 16-112
-            # streams (and 86 with max-num-seqs 113) then fixes the 8-bit one, 0.77: req/s
-            # within 2 %, ITL p95 within 7 % at all six levels. FP8 matmuls here run only
-            # ≈ 1.05× as fast as bf16 ones, not 2×: attention stays 16-bit.
-            compute_scale=1.1,
-            compute_scale_8bit=0.77,
+            # The product's gate on one H200 (vLLM 0.25.1, 2026-12-02/03;
+            # benchmarks/results/gpu_h200_gate/, tests/unit/test_sizing_calibration.py): 16
+            # levels — FP8 + FP8 KV at 16-112 streams with 1,792/2,048-token steps, stock
+            # (bf16, 8192-token steps) at 58-74 streams, both at 2048/256 too — fix the 16-bit
+            # scale at 1.05 and the 8-bit one at 0.80: req/s within 6 %, ITL p95 within 4 %
+            # (8192-token FP8 steps: −12 % / +14 %, the model's worst case measured).
+            # Kernel for kernel FP8 GEMMs run 1.5-1.8× bf16 here (gpu_h200_gemm_rates.md);
+            # whole steps gain ≈ 1.15×: decode attention, reading every context's KV cache,
+            # and the other per-step work do not speed up with the weights' precision.
+            compute_scale=1.05,
+            compute_scale_8bit=0.80,
         ),
         Accelerator(
             name="A100-80GB",

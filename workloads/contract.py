@@ -77,6 +77,11 @@ WAVES_MEASURED = 4
 # with GuideLLM on its own core: 3.75 of 4 in flight on 180 ms requests, 111.97 of 112 on 19 s
 # ones); below this share of the planned streams in flight, the load was not applied.
 APPLIED_LOAD_TOLERANCE = 0.10
+# In a steady state Little's law holds: throughput = requests in flight / mean latency. A level
+# whose measured req/s is further than this from it measured a transient — the first wave's
+# burst completing inside the window, or a window too short for the wave pattern closed-loop
+# traffic settles into — not the server's rate.
+STEADY_STATE_TOLERANCE = 0.075
 # A level may take this many times its predicted duration before it is stopped.
 TIME_SAFETY = 3.0
 STARTUP_ALLOWANCE_S = 120
@@ -106,9 +111,27 @@ class LevelBound:
         )
 
 
+class WindowTooShort(ValueError):
+    """A time-bounded level whose warm-up ends before its first requests complete."""
+
+
+def min_seconds(targets: GatePlan) -> int:
+    """The shortest --seconds whose warm-up outlasts one predicted request: with less, the first
+    wave (all streams sent at once, its TTFT a burst's) completes inside the measured window."""
+    return math.ceil(targets.predicted_e2e_ms / 1e3 / TRANSIENT_SHARE)
+
+
 def level_bound(targets: GatePlan, concurrency: int, seconds: int | None = None) -> LevelBound:
     required = max(WAVES_MEASURED * concurrency, targets.min_measured_requests)
     if seconds:
+        if seconds < min_seconds(targets):
+            raise WindowTooShort(
+                f"--seconds {seconds} is too short for this plan: its warm-up "
+                f"({TRANSIENT_SHARE:.1%} of it) ends before a request sent at the start "
+                f"completes (predicted {targets.predicted_e2e_ms / 1e3:.1f} s), so the first "
+                f"wave's burst would be measured; use --seconds {min_seconds(targets)} or more, "
+                "or leave --seconds out (count-bounded levels)"
+            )
         return LevelBound(concurrency, "seconds", None, required, float(seconds))
     total = 2 * required + 4 * concurrency
     # Above the planned concurrency requests only queue: the rate stays the planned one.

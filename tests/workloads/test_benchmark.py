@@ -18,6 +18,7 @@ from workloads.benchmark.gate import (
     PASS,
     capacity_search,
     evaluate,
+    little_problem,
     load_problems,
 )
 from workloads.benchmark.metrics import ParseError, parse_report
@@ -30,7 +31,7 @@ from workloads.benchmark.runner import (
     scenarios,
     search_profile,
 )
-from workloads.contract import GatePlan, level_bound
+from workloads.contract import GatePlan, WindowTooShort, level_bound, min_seconds
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "guidellm"
 GOLDEN = GOLDEN_DIR / "mock-server-concurrent.json"
@@ -134,6 +135,44 @@ def test_guidellms_generation_delay_warning_is_not_a_held_back_load() -> None:
     assert level.in_flight_mean == pytest.approx(111.97, abs=0.01)
     run = Run("h200", H200_LEVEL, (level_bound(TARGETS, 112),), (level,))
     assert load_problems(run, TARGETS) == []
+
+
+H200_STOCK_SECONDS = H200_RESULTS / "guidellm-stock-c58-trimmed.json"
+
+
+def test_a_window_that_holds_the_first_waves_burst_is_not_judged() -> None:
+    """Stock vLLM at prod's shape on the H200, run with --seconds 100: a 12.5-s warm-up under
+    15-s requests, so the first wave (58 prompts sent at once) completed inside the window.
+    GuideLLM's 3.87 req/s is 9 % off what 57.8 in flight over its 16.3-s mean latency give:
+    not a steady state, refused. Every count-bounded level agrees within 2 %."""
+    (level,) = parse_report(json.loads(H200_STOCK_SECONDS.read_text()))
+    assert level.requests_per_s == pytest.approx(3.87, abs=0.01)
+    problem = little_problem(level)
+    assert problem is not None and "not a steady state" in problem and "Little's law" in problem
+    run = Run("stock", H200_STOCK_SECONDS, (level_bound(TARGETS, 58),), (level,))
+    assert any("not a steady state" in p for p in load_problems(run, TARGETS))
+    (steady,) = parse_report(json.loads(H200_LEVEL.read_text()))
+    assert little_problem(steady) is None
+    for level in parse_report(json.loads(LEVEL.read_text())):
+        assert little_problem(level) is None
+
+
+def test_seconds_shorter_than_a_requests_warm_up_are_refused_before_any_load(
+    tmp_path: Path,
+) -> None:
+    targets = replace(TARGETS, predicted_e2e_ms=15_600.0)  # prod's shape on the H200
+    assert min_seconds(targets) == 125  # warm-up: an eighth of the level
+    with pytest.raises(WindowTooShort, match=r"--seconds 100 is too short.*--seconds 125"):
+        level_bound(targets, 86, 100)
+    assert level_bound(targets, 86, 125).bounded_by == "seconds"
+    plan = tmp_path / "plan.json"
+    gate = {name: getattr(targets, name) for name in targets.__dataclass_fields__}
+    plan.write_text(json.dumps({"stack": "t", "gate": gate}))
+    # No endpoint answers at this target: the refusal comes first, before any request.
+    code = main(["--plan", str(plan), "--target", "http://127.0.0.1:9", "--seconds", "100",
+                 "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 2
+    assert not (tmp_path / "out").exists()
 
 
 def test_within_five_percent_the_shape_is_the_plans() -> None:

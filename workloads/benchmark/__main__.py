@@ -49,7 +49,13 @@ from workloads.benchmark.runner import (
     scenarios,
     search_profile,
 )
-from workloads.contract import SEARCH_PROBES, GatePlan, level_bound, search_bounds
+from workloads.contract import (
+    SEARCH_PROBES,
+    GatePlan,
+    WindowTooShort,
+    level_bound,
+    search_bounds,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         targets = dataclasses.replace(targets, min_measured_requests=args.min_requests)
     levels = tuple(args.concurrency) if args.concurrency else load_levels(targets.concurrency)
     search = not args.skip_capacity_search
+    if args.seconds and not args.from_report:
+        try:  # refused before any load is sent
+            level_bound(targets, max(levels), args.seconds)
+        except WindowTooShort as error:
+            print(f"gate: {error}", file=sys.stderr)
+            return 2
     context = {
         "target": args.target,
         "model": "",

@@ -16,6 +16,7 @@ from workloads.benchmark.runner import Run, Scenario
 from workloads.contract import (
     APPLIED_LOAD_TOLERANCE,
     SEARCH_TOLERANCE,
+    STEADY_STATE_TOLERANCE,
     TARGET_ATTAINMENT,
     GatePlan,
     LevelBound,
@@ -194,6 +195,9 @@ def load_problems(
     for level in run.levels:
         if not level.successful or not level.concurrency or level.in_flight_mean is None:
             continue
+        problem = little_problem(level)
+        if problem:
+            problems.append(f"{problem} ({label} {scenario}, concurrency {level.concurrency})")
         if level.in_flight_mean < level.concurrency * (1 - APPLIED_LOAD_TOLERANCE):
             problems.append(
                 f"the planned load was not applied: {level.in_flight_mean:.1f} requests in "
@@ -202,6 +206,23 @@ def load_problems(
                 "send it): give the gate more CPU or run it beside, not on, the server"
             )
     return problems
+
+
+def little_problem(level: LevelMetrics) -> str | None:
+    """Throughput that Little's law does not reproduce from the same window's requests in flight
+    and mean latency: the window measured a transient, not a steady state."""
+    if not level.e2e_mean_ms or level.in_flight_mean is None or not level.requests_per_s:
+        return None
+    expected = level.in_flight_mean / (level.e2e_mean_ms / 1e3)
+    if abs(level.requests_per_s / expected - 1) <= STEADY_STATE_TOLERANCE:
+        return None
+    return (
+        f"not a steady state: {level.requests_per_s:.2f} req/s measured, but "
+        f"{level.in_flight_mean:.1f} in flight over a {level.e2e_mean_ms / 1e3:.2f} s mean "
+        f"latency is {expected:.2f} req/s (Little's law, ±{STEADY_STATE_TOLERANCE:.0%}): the "
+        "window held a burst or too few of the waves closed-loop traffic moves in — run the "
+        "level count-bounded (no --seconds) or longer"
+    )
 
 
 def steady_state_problem(level: LevelMetrics, bound: LevelBound) -> str | None:

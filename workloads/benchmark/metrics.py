@@ -47,6 +47,8 @@ class LevelMetrics:
     in_flight_mean: float | None = None
     # Mean wait between a stream's turn and GuideLLM dispatching its request (ms).
     dispatch_delay_ms: float = 0.0
+    # Mean end-to-end latency of the measured requests (ms; None: the report does not say).
+    e2e_mean_ms: float | None = None
 
     @property
     def error_rate(self) -> float:
@@ -121,6 +123,9 @@ def parse_report(report: dict[str, Any]) -> list[LevelMetrics]:
                     # A plain distribution over every dispatched request (no status split).
                     dispatch_delay_ms=1000.0
                     * float((metrics.get("root_dispatch_delay") or {}).get("mean") or 0.0),
+                    e2e_mean_ms=1000.0 * _successful_mean(metrics["request_latency"])
+                    if totals["successful"]
+                    else None,
                 )
             )
     except (KeyError, TypeError) as error:

@@ -1,0 +1,296 @@
+"""Before/after on one H200, from the product's gate reports committed under
+`benchmarks/results/gpu_h200_gate/`: capacity at the SLO per GPU, optimized vs stock vLLM, at
+prod's RAG shape (6,400 / 384 tokens) and at 2048/256, with cost per request and per 1M
+output tokens, the spread of repeated runs, today's model's prediction next to each measured
+level, and a plot.
+
+    .venv/bin/python -m benchmarks.gpu.h200.summary
+
+writes `benchmarks/results/gpu_h200_summary.{json,md,png}` (the README's performance table is
+this file's). It reads only committed reports: nothing here measures. A report whose traffic
+is not the plan's (prompt/output tokens) is an error; a level that is not a steady state — fewer
+than four waves measured, fewer than 90 % of its streams in flight, or time-bounded
+(`--seconds`) with a warm-up shorter than one request, so that the first wave's burst fell
+inside its window (today's gate refuses such a window before sending load) — is listed as
+refused and counted nowhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infra.catalog import ACCELERATORS, MODEL_PRESETS
+from infra.load_model import simulate
+from infra.sizing import ServingKnobs, Workload
+from workloads.contract import APPLIED_LOAD_TOLERANCE, TRANSIENT_SHARE, WAVES_MEASURED
+
+RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "results"
+GATE = RESULTS / "gpu_h200_gate"
+TTFT_TARGET_MS, ITL_TARGET_MS = 2000.0, 50.0
+# prod's stack price per GPU-hour (stacks/Pulumi.prod.yaml `leanrag:cost`), as the plans state.
+SHAPES = {
+    "rag": {"prompt": 6400, "output": 384, "workload": Workload(256, 256, 6144, 384, 0.0)},
+    "chat": {"prompt": 2048, "output": 256, "workload": Workload(256, 256, 1792, 256, 0.0)},
+}
+# (shape, profile, report, server arguments) — every committed gate run of the rag scenario.
+RUNS = [
+    ("rag", "optimized", "gate-c16-32-64.json", "server-h200-423.args"),
+    ("rag", "optimized", "gate-c96.json", "server-h200-423.args"),
+    ("rag", "optimized", "gate-c112.json", "server-h200-423.args"),
+    ("rag", "optimized", "planned-optimized-c86.json", "server-rag-optimized.args"),
+    ("rag", "optimized", "prod-shape-repeats/opt86-r1/gate.json",
+     "prod-shape-repeats/server-rag-optimized.args"),
+    ("rag", "optimized", "prod-shape-repeats/opt86-r2/gate.json",
+     "prod-shape-repeats/server-rag-optimized.args"),
+    ("rag", "optimized (8192-token steps)", "prod-shape-repeats/lever8192-c112/gate.json",
+     "prod-shape-repeats/server-lever8192.args"),
+    ("rag", "stock", "stock-c58.json", "server-rag-stock.args"),
+    ("rag", "stock", "prod-shape-repeats/stock58-r1/gate.json",
+     "prod-shape-repeats/server-rag-stock.args"),
+    ("rag", "stock", "prod-shape-repeats/stock66-r1/gate.json",
+     "prod-shape-repeats/server-rag-stock.args"),
+    ("rag", "stock", "prod-shape-repeats/stock74-r1/gate.json",
+     "prod-shape-repeats/server-rag-stock.args"),
+    ("rag", "stock", "prod-shape-repeats/stock74-r2/gate.json",
+     "prod-shape-repeats/server-rag-stock.args"),
+    ("chat", "optimized", "chat/optimized-c256.json", "chat/server-chat-optimized.args"),
+    ("chat", "stock", "chat/stock-c112.json", "chat/server-chat-stock.args"),
+    ("chat", "stock", "chat/stock-c140.json", "chat/server-chat-stock.args"),
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Level:
+    shape: str
+    profile: str
+    report: str
+    server: str
+    concurrency: int
+    requests_per_s: float
+    ttft_p50_ms: float
+    ttft_p95_ms: float
+    itl_p95_ms: float
+    in_flight: float | None
+    measured_requests: int
+    cost_per_hour_usd: float
+    refused: str | None  # why this level is not a steady state; None: it is one
+
+    @property
+    def meets_slo(self) -> bool:
+        return self.ttft_p95_ms <= TTFT_TARGET_MS and self.itl_p95_ms <= ITL_TARGET_MS
+
+
+class NotThePlansTraffic(ValueError):
+    """A report whose measured traffic is not the traffic it was meant to measure."""
+
+
+def knobs_of(args_file: Path) -> ServingKnobs:
+    words = args_file.read_text().split()
+    flag = {words[i]: words[i + 1] for i in range(len(words) - 1) if words[i].startswith("--")}
+    return ServingKnobs(
+        quantization=flag.get("--quantization", "none"),
+        kv_cache_dtype=flag["--kv-cache-dtype"],
+        gpu_memory_utilization=float(flag["--gpu-memory-utilization"]),
+        tensor_parallel_size=int(flag["--tensor-parallel-size"]),
+        max_model_len=int(flag["--max-model-len"]),
+        max_num_batched_tokens=int(flag["--max-num-batched-tokens"]),
+        max_num_seqs=int(flag["--max-num-seqs"]),
+        enable_prefix_caching="--enable-prefix-caching" in words,
+        enable_chunked_prefill="--enable-chunked-prefill" in words,
+    )
+
+
+def not_steady(level: dict[str, Any], bound: dict[str, Any], output: int) -> str | None:
+    if level["measured_requests"] < WAVES_MEASURED * level["concurrency"]:
+        return f"{level['measured_requests']} requests measured, fewer than four waves"
+    in_flight = level.get("in_flight_mean")
+    if in_flight is not None and in_flight < (1 - APPLIED_LOAD_TOLERANCE) * level["concurrency"]:
+        return f"{in_flight:.1f} of {level['concurrency']} streams in flight"
+    if bound["bounded_by"] == "seconds":
+        request_s = (level["ttft_ms"]["p50"] + (output - 1) * level["itl_ms"]["p50"]) / 1e3
+        warmup_s = TRANSIENT_SHARE * bound["time_limit_s"]
+        if warmup_s < request_s:
+            return (f"--seconds {bound['time_limit_s']:.0f}: warm-up {warmup_s:.1f} s, shorter "
+                    f"than one request ({request_s:.1f} s)")  # fmt: skip
+    return None
+
+
+def levels(gate: Path = GATE) -> Iterator[Level]:
+    for shape, profile, report, server in RUNS:
+        document = json.loads((gate / report).read_text())
+        cost = document["targets"]["cost_per_hour_usd"]
+        rag = document["runs"]["optimized"]["rag"]
+        bounds = {b["concurrency"]: b for b in rag["bounds"]}
+        for level in rag["levels"]:
+            expected = (SHAPES[shape]["prompt"], SHAPES[shape]["output"])
+            measured = (level["prompt_tokens_mean"], level["output_tokens_mean"])
+            if measured != expected:
+                raise NotThePlansTraffic(f"{report}: tokens {measured}, meant {expected}")
+            yield Level(shape, profile, report, server, level["concurrency"],
+                        level["requests_per_s"], level["ttft_ms"]["p50"],
+                        level["ttft_ms"]["p95"], level["itl_ms"]["p95"],
+                        level.get("in_flight_mean"), level["measured_requests"], cost,
+                        not_steady(level, bounds[level["concurrency"]], expected[1]))  # fmt: skip
+
+
+def predicted(level: Level, gate: Path = GATE) -> dict[str, float]:
+    point = simulate(
+        MODEL_PRESETS["llama-3.1-8b-instruct"].architecture,
+        ACCELERATORS["H200"],
+        knobs_of(gate / level.server),
+        SHAPES[level.shape]["workload"],
+        level.concurrency,
+    )
+    return {"requests_per_s": point.requests_per_s, "ttft_p95_ms": point.ttft_p95_ms,
+            "itl_p95_ms": point.itl_p95_ms}  # fmt: skip
+
+
+def costs(requests_per_s: float, output_tokens: int, per_hour: float) -> dict[str, float]:
+    per_s = per_hour / 3600
+    return {
+        "usd_per_1k_requests": per_s / requests_per_s * 1e3,
+        "usd_per_1m_output_tokens": per_s / (requests_per_s * output_tokens) * 1e6,
+    }
+
+
+def capacity(measured: list[Level], shape: str, profile: str) -> dict[str, Any]:
+    """The highest measured level within both targets, its repeats' spread, and the lowest
+    level that missed (the capacity lies between)."""
+    mine = [lv for lv in measured if lv.shape == shape and lv.profile == profile
+            and lv.refused is None]  # fmt: skip
+    passing = [lv for lv in mine if lv.meets_slo]
+    if not passing:
+        return {"shape": shape, "profile": profile, "streams_within_slo": None, "runs": 0}
+    top = max(lv.concurrency for lv in passing)
+    runs = [lv for lv in passing if lv.concurrency == top]
+    rates = [lv.requests_per_s for lv in runs]
+    missed = sorted(lv.concurrency for lv in mine if not lv.meets_slo and lv.concurrency > top)
+    mean = statistics.fmean(rates)
+    return {
+        "shape": shape,
+        "profile": profile,
+        "streams_within_slo": top,
+        "first_level_missing_slo": missed[0] if missed else None,
+        "runs": len(runs),
+        "requests_per_s": mean,
+        "requests_per_s_min": min(rates),
+        "requests_per_s_max": max(rates),
+        **costs(mean, SHAPES[shape]["output"], runs[0].cost_per_hour_usd),
+    }
+
+
+def summarize(gate: Path = GATE) -> dict[str, Any]:
+    measured = list(levels(gate))
+    rows = [
+        {**lv.__dict__, "meets_slo": lv.meets_slo, "predicted": predicted(lv, gate)}
+        for lv in measured
+    ]
+    capacities = [capacity(measured, s, p) for s in SHAPES for p in ("optimized", "stock")]
+    ratios: dict[str, float | None] = {}
+    for shape in SHAPES:
+        ours, stock = (c for c in capacities if c["shape"] == shape)
+        ratios[shape] = (ours["requests_per_s"] / stock["requests_per_s"]
+                         if ours["runs"] and stock["runs"] else None)  # fmt: skip
+    return {"levels": rows, "capacity": capacities, "optimized_over_stock": ratios}
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    lines = [
+        "# One H200: capacity at the SLO, optimized vs stock vLLM (the product's gate)",
+        "",
+        "Generated by `.venv/bin/python -m benchmarks.gpu.h200.summary` from the gate reports",
+        "under `gpu_h200_gate/` (measured 2026-12-02/03, vLLM 0.25.1, GuideLLM 0.8.1,",
+        "Llama-3.1-8B architecture with random weights, one replica; SLO: TTFT p95 ≤ 2 s and",
+        "ITL p95 ≤ 50 ms). Cost at the plans' $/GPU-hour.",
+        "",
+        "| shape | profile | capacity at the SLO (streams) | first level over | runs | req/s "
+        "(min-max) | $ / 1k requests | $ / 1M output tokens |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in summary["capacity"]:
+        if not c["runs"]:
+            lines.append(f"| {c['shape']} | {c['profile']} | no steady-state level measured "
+                         "| | 0 | | | |")  # fmt: skip
+            continue
+        over = c["first_level_missing_slo"] or "not measured"
+        lines.append(
+            f"| {c['shape']} | {c['profile']} | ≥ {c['streams_within_slo']} | {over} | "
+            f"{c['runs']} | {c['requests_per_s']:.2f} ({c['requests_per_s_min']:.2f}-"
+            f"{c['requests_per_s_max']:.2f}) | {c['usd_per_1k_requests']:.3f} | "
+            f"{c['usd_per_1m_output_tokens']:.2f} |"
+        )
+    ratio = {k: f"**{v:.2f}×**" if v else "not measured (no steady-state stock level)"
+             for k, v in summary["optimized_over_stock"].items()}  # fmt: skip
+    lines += [
+        "",
+        f"Optimized over stock at the SLO, per GPU: {ratio['rag']} at prod's shape, "
+        f"{ratio['chat']} at 2048/256 (req/s of the highest steady-state level each kept both "
+        "targets at).",
+        "",
+        "Every level, with today's model (`infra/load_model.py`) beside it:",
+        "",
+        "| shape | profile | report | streams | in flight | req/s (model) | TTFT p50 / p95 ms "
+        "(model p95) | ITL p95 ms (model) | SLO | steady state |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in summary["levels"]:
+        p = r["predicted"]
+        flight = f"{r['in_flight']:.1f}" if r["in_flight"] is not None else "—"
+        lines.append(
+            f"| {r['shape']} | {r['profile']} | `{r['report']}` | {r['concurrency']} | "
+            f"{flight} | {r['requests_per_s']:.2f} ({p['requests_per_s']:.2f}) | "
+            f"{r['ttft_p50_ms']:.0f} / {r['ttft_p95_ms']:.0f} ({p['ttft_p95_ms']:.0f}) | "
+            f"{r['itl_p95_ms']:.1f} ({p['itl_p95_ms']:.1f}) | "
+            f"{'met' if r['meets_slo'] else 'missed'} | "
+            f"{'refused: ' + r['refused'] if r['refused'] else 'yes'} |"
+        )
+    lines += ["", "![capacity](gpu_h200_summary.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    rows = [r for r in summary["levels"] if r["shape"] == "rag"]
+    for r in rows:
+        r["label"] = r["profile"] + (" (refused: not steady)" if r["refused"] else "")
+    for profile in sorted({r["label"] for r in rows}):
+        mine = sorted((r for r in rows if r["label"] == profile),
+                      key=lambda r: r["concurrency"])  # fmt: skip
+        xs = [r["concurrency"] for r in mine]
+        for axis, key in zip(axes, ("requests_per_s", "ttft_p95_ms", "itl_p95_ms"), strict=True):
+            axis.plot(xs, [r[key] for r in mine], marker="o", linestyle="", label=profile)
+    axes[1].axhline(TTFT_TARGET_MS, color="grey", linestyle="--", linewidth=0.8)
+    axes[2].axhline(ITL_TARGET_MS, color="grey", linestyle="--", linewidth=0.8)
+    for axis, title in zip(axes, ("req/s", "TTFT p95 (ms)", "ITL p95 (ms)"), strict=True):
+        axis.set_title(f"{title} — one H200, 6,400 / 384 tokens")
+        axis.set_xlabel("streams (requests in flight)")
+        axis.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=RESULTS / "gpu_h200_summary")
+    out = parser.parse_args().out
+    summary = summarize()
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(summary))
+    plot(summary, out.with_suffix(".png"))
+    print(markdown(summary).split("Every level")[0])
+
+
+if __name__ == "__main__":
+    main()
