@@ -75,15 +75,14 @@ ACCELERATORS: dict[str, Accelerator] = {
             quantizations=_ALL_GPU_SCHEMES,
             fp8_kv_cache=True,
             runtime_overhead_gib=1.0,
-            # The product's gate on one H200 (vLLM 0.25.1, 2026-12-02/03;
-            # benchmarks/results/gpu_h200_gate/, tests/unit/test_sizing_calibration.py): 16
-            # levels — FP8 + FP8 KV at 16-112 streams with 1,792/2,048-token steps, stock
-            # (bf16, 8192-token steps) at 58-74 streams, both at 2048/256 too — fix the 16-bit
-            # scale at 1.05 and the 8-bit one at 0.80: req/s within 6 %, ITL p95 within 4 %
-            # (8192-token FP8 steps: −12 % / +14 %, the model's worst case measured).
-            # Kernel for kernel FP8 GEMMs run 1.5-1.8× bf16 here (gpu_h200_gemm_rates.md);
-            # whole steps gain ≈ 1.15×: decode attention, reading every context's KV cache,
-            # and the other per-step work do not speed up with the weights' precision.
+            # The product's gate on one H200 (vLLM 0.25.1, 2026-12-02; gpu_h200_summary.md,
+            # tests/unit/test_sizing_calibration.py), its nine count-bounded levels — FP8 + FP8
+            # KV at 16-112 streams and at the planned 86 (prod's 6,400 / 384 tokens), at 256
+            # streams (2048/256), stock bf16 at 112 and 140 streams (2048/256) — fix the 16-bit
+            # scale at 1.05 and the 8-bit one at 0.80: req/s within 4 %, ITL p95 within 4 %.
+            # Kernel for kernel FP8 GEMMs run 1.5-1.8× bf16 here at ≥ 2,048 tokens
+            # (gpu_h200_gemm_rates.md); whole steps gain ≈ 1.15×: decode attention, reading
+            # every context's KV cache, and the other per-step work keep their speed.
             compute_scale=1.05,
             compute_scale_8bit=0.80,
         ),

@@ -38,9 +38,10 @@ MEASURED_WAVES = 2
 # scheduled, and the step after that is scheduled as soon as the running one's outputs are
 # processed — before the client that just got its last token can send its next request. A
 # request arriving at the end of step N is first scheduled in step N + 3, two steps later than
-# a synchronous scheduler. On the H200 this is what brings the simulated TTFT p50 to the
-# measured one (stock, 8192-token steps of ≈ 0.2 s: 0.42 s without the lag, 0.88 s with it,
-# 0.87-1.09 s measured).
+# a synchronous scheduler. On the H200 (count-bounded gate levels) the simulated TTFT p50 moves
+# from 0.20-0.25 s to 0.29-0.34 s for the plan's 2,048-token steps at prod's shape (0.34-0.41 s
+# measured) and from 0.20 s to 0.61 s for stock's 8192-token steps at 2048/256 (0.99-1.60 s
+# measured: stock's TTFT stays under-predicted, see test_sizing_calibration.py).
 SCHEDULING_LAG_STEPS = 2
 # Clients beyond this only queue (max-num-seqs is at most 4,096): a plan for more users per
 # replica than that does not fit anyway, and the simulation must stay small.

@@ -248,7 +248,7 @@ def test_the_stock_profile_is_vllms_defaults_as_the_plan_states_them() -> None:
 
 @pytest.mark.parametrize(
     ("report", "server"),
-    [("planned-optimized-c86", "rag-optimized"), ("stock-c58", "rag-stock")],
+    [("planned-optimized-c86", "rag-optimized")],
 )
 def test_simulation_matches_the_gate_for_both_profiles(report: str, server: str) -> None:
     level = gate_report(report)["level"]
@@ -287,7 +287,7 @@ def test_the_plans_capacity_at_the_slo_is_within_15_percent_of_the_gates() -> No
     assert ran["capacity_concurrency"] == pytest.approx(max(within), rel=0.15)
 
 
-# --- repeats at prod's shape (2026-12-03): the plan as re-planned, stock's capacity, a lever ---
+# --- repeats at prod's shape (2026-12-02): the plan as re-planned, stock's capacity, a lever ---
 
 REPEATS = H200_GATE / "prod-shape-repeats"
 CHAT = H200_GATE / "chat"
@@ -319,28 +319,6 @@ def only_level(report: Path, prompt: int, output: int) -> dict:
     return level
 
 
-# (run folder, server arguments it ran with)
-REPEAT_RUNS = [
-    ("opt86-r1", "server-rag-optimized.args"),
-    ("opt86-r2", "server-rag-optimized.args"),
-    ("stock58-r1", "server-rag-stock.args"),
-    ("stock66-r1", "server-rag-stock.args"),
-    ("stock74-r1", "server-rag-stock.args"),
-    ("stock74-r2", "server-rag-stock.args"),
-]
-
-
-@pytest.mark.parametrize(("run", "server"), REPEAT_RUNS, ids=[r for r, _ in REPEAT_RUNS])
-def test_simulation_matches_the_repeats_at_prods_shape(run: str, server: str) -> None:
-    level = only_level(REPEATS / run / "gate.json", 6400, 384)
-    point = simulate(LLAMA_8B, ACCELERATORS["H200"], knobs_of(REPEATS / server), PROD_RAG,
-                     level["concurrency"])  # fmt: skip
-    assert point.requests_per_s == pytest.approx(level["requests_per_s"], rel=0.06)
-    assert point.itl_p95_ms == pytest.approx(level["itl_ms"]["p95"], rel=0.06)
-    # TTFT p50 — queueing behind whole steps, two of them scheduled ahead — within 25 %.
-    assert point.ttft_p50_ms == pytest.approx(level["ttft_ms"]["p50"], rel=0.25)
-
-
 @pytest.mark.parametrize(
     ("report", "server"),
     [("optimized-c256", "server-chat-optimized.args"), ("stock-c112", "server-chat-stock.args"),
@@ -365,37 +343,27 @@ def test_stock_ttft_tail_at_2048_256_is_beyond_the_simulation() -> None:
         assert 2.0 < level["ttft_ms"]["p95"] / point.ttft_p95_ms < 3.0
 
 
-def test_repeats_agree_within_their_spread() -> None:
-    """Two runs of the same level on a freshly started server agree within 1 % (req/s, ITL)."""
-    for first, second in (("opt86-r1", "opt86-r2"), ("stock74-r1", "stock74-r2")):
-        a = only_level(REPEATS / first / "gate.json", 6400, 384)
-        b = only_level(REPEATS / second / "gate.json", 6400, 384)
-        assert a["requests_per_s"] == pytest.approx(b["requests_per_s"], rel=0.01)
-        assert a["itl_ms"]["p95"] == pytest.approx(b["itl_ms"]["p95"], rel=0.01)
+def test_only_steady_state_levels_count_in_the_h200_summary() -> None:
+    """The summary behind the README's table counts the count-bounded levels and refuses every
+    level run with --seconds 100-110 (warm-up 12.5-13.8 s, requests 15-20 s: the first wave's
+    burst inside the window; GuideLLM's SLO attainment there was 0.81-0.86, 1.0 elsewhere)."""
+    from benchmarks.gpu.h200.summary import levels, summarize
 
-
-def test_stock_capacity_at_prods_shape_is_where_the_plan_says() -> None:
-    """Stock vLLM holds both targets at 74 streams (ITL p95 48.7-48.8 ms: at the edge); the
-    plan's stock profile predicts its capacity there within 15 %."""
-    from benchmarks.gpu.h200.plans import h200_config
-    from infra.plan import baseline_gate
-
-    config = h200_config("rag")
-    stock = baseline_gate(build_plan(config, "prod-h200-rag"), config).one_replica()
-    for run in ("stock74-r1", "stock74-r2"):
-        level = only_level(REPEATS / run / "gate.json", 6400, 384)
-        assert level["ttft_ms"]["p95"] <= 2000 and level["itl_ms"]["p95"] <= 50
-        assert stock.capacity_concurrency == pytest.approx(74, rel=0.15)
-        assert stock.capacity_requests_per_s == pytest.approx(level["requests_per_s"], rel=0.15)
-
-
-def test_bigger_steps_do_not_buy_throughput_at_prods_shape() -> None:
-    """The lever measured: 8192-token steps instead of the plan's 1,792 at 112 streams give the
-    same req/s as 2,048-token steps (5.87 vs 5.85) — the planner's choice of small steps costs
-    no capacity; the model, costing big FP8 steps 12 % too slow, errs on the safe side."""
-    lever = only_level(REPEATS / "lever8192-c112" / "gate.json", 6400, 384)
-    small = h200_levels()[112]
-    assert lever["requests_per_s"] == pytest.approx(small["requests_per_s"], rel=0.02)
-    point = simulate(LLAMA_8B, ACCELERATORS["H200"], knobs_of(REPEATS / "server-lever8192.args"),
-                     PROD_RAG, 112)  # fmt: skip
-    assert lever["requests_per_s"] * 0.85 < point.requests_per_s < lever["requests_per_s"]
+    measured = list(levels())
+    refused = {lv.report for lv in measured if lv.refused}
+    assert refused == {
+        "stock-c58.json",
+        *(f"prod-shape-repeats/{run}/gate.json" for run in (
+            "opt86-r1", "opt86-r2", "stock58-r1", "stock66-r1", "stock74-r1", "stock74-r2",
+            "lever8192-c112")),
+    }  # fmt: skip
+    assert all("warm-up" in lv.refused for lv in measured if lv.refused)
+    summary = summarize()
+    capacity = {(c["shape"], c["profile"]): c for c in summary["capacity"]}
+    assert capacity[("rag", "optimized")]["streams_within_slo"] == 112
+    assert capacity[("rag", "stock")]["runs"] == 0  # no steady-state stock level at this shape
+    assert capacity[("chat", "stock")]["first_level_missing_slo"] == 140
+    assert summary["optimized_over_stock"]["chat"] == pytest.approx(20.49 / 12.85, rel=0.01)
+    # The committed summary is this one (regenerate: python -m benchmarks.gpu.h200.summary).
+    committed = json.loads((H200_GATE.parent / "gpu_h200_summary.json").read_text())
+    assert committed == json.loads(json.dumps(summary))
