@@ -14,6 +14,7 @@ import pytest
 
 from infra.local.processes import all_cores_but_last
 from workloads.benchmark.__main__ import main
+from workloads.benchmark.metrics import parse_report
 
 VLLM_PYTHON = os.environ.get("LEANRAG_VLLM_PYTHON", "")
 pytestmark = pytest.mark.skipif(
@@ -139,6 +140,12 @@ def test_gate_measures_real_vllm_by_count_and_searches_its_capacity(
     assert all(p["determined_requests"] > 0 for p in probes)
     assert "GuideLLM goodput search" in report["capacity_at_slo"]["decision"]
     assert code in (0, 1)
+    # Beside each raw GuideLLM report a trimmed copy (no per-request samples) that parses to
+    # the same levels — what comes back from a GPU machine.
+    raw, trimmed = out / "guidellm-optimized-rag.json", out / "guidellm-optimized-rag-trimmed.json"
+    assert trimmed.stat().st_size < raw.stat().st_size
+    levels = parse_report(json.loads(raw.read_text()))
+    assert parse_report(json.loads(trimmed.read_text())) == levels
     # The same measurement against a TTFT target below what was measured fails the gate.
     strict = _plan(tmp_path, ttft_p95_ms=level["ttft_ms"]["p95"] / 2)
     failed = main(["--plan", str(strict), "--target", vllm_server, "--out", str(tmp_path / "f"),

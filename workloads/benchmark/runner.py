@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workloads.benchmark.metrics import LevelMetrics, parse_report
+from workloads.benchmark.metrics import LevelMetrics, parse_report, trim_report
 from workloads.contract import (
     SEARCH_PROBES,
     SEARCH_TOLERANCE,
@@ -241,5 +241,10 @@ def run_guidellm(
     log.write_text(completed.stdout + completed.stderr)
     if completed.returncode != 0 or not raw.is_file():
         raise EndpointDown(f"guidellm failed ({completed.returncode}); see {log}")
-    levels = tuple(parse_report(json.loads(raw.read_text())))
+    report = json.loads(raw.read_text())
+    levels = tuple(parse_report(report))
+    # The raw report carries every request's samples (tens of MB at prod's shape); a trimmed
+    # copy keeps every summary the gate reads, small enough to bring back from a GPU machine.
+    trimmed = raw.with_name(f"{raw.stem}-trimmed.json")
+    trimmed.write_text(json.dumps(trim_report(report), indent=1) + "\n")
     return Run(name, raw, tuple(bounds[: len(levels)]), levels)

@@ -5,7 +5,8 @@
 # Dummy weights (--load-format dummy); the stack's vLLM plugin.
 set -uo pipefail
 args_file=${1:?args file}
-pkill -f vllm.entrypoints.openai.api_server && sleep 5
+# (the bracket keeps pkill from matching a shell whose command line names the server)
+pkill -f "vllm.entrypoints.openai.api_serve[r]" && sleep 5
 export PYTHONPATH=/tmp/site VLLM_NO_USAGE_STATS=1 HF_HUB_OFFLINE=1 VLLM_USE_FLASHINFER_SAMPLER=0
 python3 -m workloads.vllm_plugin /tmp/leanrag-vllm-plugins >/dev/null || exit 1
 export PYTHONPATH=/tmp/site:/tmp/leanrag-vllm-plugins LEANRAG_DETOKENIZER_PRIME_TOKENS=32
