@@ -210,8 +210,11 @@ def load_problems(
 
 def little_problem(level: LevelMetrics) -> str | None:
     """Throughput that Little's law does not reproduce from the same window's requests in flight
-    and mean latency: the window measured a transient, not a steady state."""
+    and mean latency: the window measured a transient, not a steady state. Levels with errors
+    are left to the error-rate check (failed requests are in flight, not in the mean latency)."""
     if not level.e2e_mean_ms or level.in_flight_mean is None or not level.requests_per_s:
+        return None
+    if level.errored:
         return None
     expected = level.in_flight_mean / (level.e2e_mean_ms / 1e3)
     if abs(level.requests_per_s / expected - 1) <= STEADY_STATE_TOLERANCE:
