@@ -79,8 +79,8 @@ WAVES_MEASURED = 4
 APPLIED_LOAD_TOLERANCE = 0.10
 # In a steady state Little's law holds: throughput = requests in flight / mean latency. A level
 # whose measured req/s is further than this from it measured a transient — the first wave's
-# burst completing inside the window, or a window too short for the wave pattern closed-loop
-# traffic settles into — not the server's rate.
+# burst completing inside the window — not the server's rate. (A level of few waves gets more:
+# up to one wave of requests straddles the window's edges.)
 STEADY_STATE_TOLERANCE = 0.075
 # A level may take this many times its predicted duration before it is stopped.
 TIME_SAFETY = 3.0
