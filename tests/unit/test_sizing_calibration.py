@@ -289,7 +289,7 @@ def test_the_plans_capacity_at_the_slo_is_within_15_percent_of_the_gates() -> No
     assert ran["capacity_concurrency"] == pytest.approx(max(within), rel=0.15)
 
 
-# --- repeats at prod's shape (2026-12-02): the plan as re-planned, stock's capacity, a lever ---
+# --- 2048/256 on the H200, the model's known gap, and which committed runs are steady states ---
 
 REPEATS = H200_GATE / "prod-shape-repeats"
 CHAT = H200_GATE / "chat"
