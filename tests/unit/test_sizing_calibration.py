@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.gpu.h200.summary import knobs_of
 from infra.catalog import ACCELERATORS, MODEL_PRESETS
 from infra.load_model import capacity_at_slo, simulate
 from infra.plan import build_plan
@@ -229,19 +230,7 @@ def gate_report(name: str) -> dict:
 
 def server_knobs(name: str) -> ServingKnobs:
     """The knobs a committed server argument file started vLLM with."""
-    words = (H200_GATE / f"server-{name}.args").read_text().split()
-    flag = {words[i]: words[i + 1] for i in range(len(words) - 1) if words[i].startswith("--")}
-    return ServingKnobs(
-        quantization=flag.get("--quantization", "none"),
-        kv_cache_dtype=flag["--kv-cache-dtype"],
-        gpu_memory_utilization=float(flag["--gpu-memory-utilization"]),
-        tensor_parallel_size=int(flag["--tensor-parallel-size"]),
-        max_model_len=int(flag["--max-model-len"]),
-        max_num_batched_tokens=int(flag["--max-num-batched-tokens"]),
-        max_num_seqs=int(flag["--max-num-seqs"]),
-        enable_prefix_caching="--enable-prefix-caching" in words,
-        enable_chunked_prefill="--enable-chunked-prefill" in words,
-    )
+    return knobs_of(H200_GATE / f"server-{name}.args")
 
 
 def test_the_stock_profile_is_vllms_defaults_as_the_plan_states_them() -> None:
@@ -294,22 +283,6 @@ def test_the_plans_capacity_at_the_slo_is_within_15_percent_of_the_gates() -> No
 REPEATS = H200_GATE / "prod-shape-repeats"
 CHAT = H200_GATE / "chat"
 CHAT_SHAPE = Workload(256, 256, 1792, 256, 0.0)
-
-
-def knobs_of(args_file: Path) -> ServingKnobs:
-    words = args_file.read_text().split()
-    flag = {words[i]: words[i + 1] for i in range(len(words) - 1) if words[i].startswith("--")}
-    return ServingKnobs(
-        quantization=flag.get("--quantization", "none"),
-        kv_cache_dtype=flag["--kv-cache-dtype"],
-        gpu_memory_utilization=float(flag["--gpu-memory-utilization"]),
-        tensor_parallel_size=int(flag["--tensor-parallel-size"]),
-        max_model_len=int(flag["--max-model-len"]),
-        max_num_batched_tokens=int(flag["--max-num-batched-tokens"]),
-        max_num_seqs=int(flag["--max-num-seqs"]),
-        enable_prefix_caching="--enable-prefix-caching" in words,
-        enable_chunked_prefill="--enable-chunked-prefill" in words,
-    )
 
 
 def only_level(report: Path, prompt: int, output: int) -> dict:
