@@ -7,6 +7,9 @@
 # server's periodic stats lines (running / waiting requests) are kept.
 set -uo pipefail
 plan=${1:?plan json}; label=${2:?label}; shift 2
+for need in "$plan" gpu-bundle/llama8b-bpe/tokenizer.json; do
+  [ -f "$need" ] || { echo "no $need here: carry its folder in this call"; exit 2; }
+done
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1
 py=$(python3 -c 'import sys; print(sys.executable)')
 printf '#!/bin/sh\nexec %s -m guidellm "$@"\n' "$py" > "$(dirname "$py")/guidellm"; chmod +x "$(dirname "$py")/guidellm"

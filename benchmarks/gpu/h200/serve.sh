@@ -5,6 +5,11 @@
 # Dummy weights (--load-format dummy); the stack's vLLM plugin.
 set -uo pipefail
 args_file=${1:?args file}
+# Carried folders not named in a call's `carry` are gone on the machine: say so before stopping a
+# running server or waiting for one that cannot start.
+[ -f "$args_file" ] || { echo "no $args_file here: carry gpu-bundle/run"; exit 1; }
+model=$(grep -oE -- '--model [^ ]+' "$args_file" | cut -d' ' -f2)
+[ -f "$model/config.json" ] || { echo "no model folder $model here: carry it"; exit 1; }
 # (the bracket keeps pkill from matching a shell whose command line names the server)
 pkill -f "vllm.entrypoints.openai.api_serve[r]" && sleep 5
 export PYTHONPATH=/tmp/site VLLM_NO_USAGE_STATS=1 HF_HUB_OFFLINE=1 VLLM_USE_FLASHINFER_SAMPLER=0
@@ -14,7 +19,12 @@ t0=$(date +%s)
 # shellcheck disable=SC2046
 setsid python3 -m vllm.entrypoints.openai.api_server $(cat "$args_file") --load-format dummy \
   --host 127.0.0.1 --port 8000 > /tmp/server.log 2>&1 < /dev/null &
-for _ in $(seq 1 200); do curl -sf 127.0.0.1:8000/health >/dev/null && break; sleep 2; done
+server=$!
+for _ in $(seq 1 200); do
+  curl -sf 127.0.0.1:8000/health >/dev/null && break
+  kill -0 "$server" 2>/dev/null || break  # it exited: no point waiting 400 s
+  sleep 2
+done
 curl -sf 127.0.0.1:8000/health >/dev/null || { echo "server failed"; tail -30 /tmp/server.log; exit 1; }
 echo "up in $(( $(date +%s) - t0 )) s with $(cat "$args_file")"
 grep -oE 'KV cache size: [0-9,]+ tokens' /tmp/server.log | tail -1
