@@ -308,6 +308,21 @@ def test_the_plans_capacity_at_the_slo_is_the_gates_boundary() -> None:
     assert point.itl_p95_ms == pytest.approx(over["itl_ms"]["p95"], rel=0.08)
 
 
+def test_the_device_plans_say_their_server_has_random_weights(tmp_path: Path) -> None:
+    """serve.sh loads dummy weights; the plans it is gated with must say so, so the gate's
+    report does (the reports of 2026-12-02/03 say `random_weights: false`: written before)."""
+    from benchmarks.gpu.h200.plans import write
+
+    assert "--load-format dummy" in (H200_SCRIPTS / "serve.sh").read_text()
+    write(tmp_path)
+    plans = sorted(tmp_path.glob("*.json"))
+    assert len(plans) == 8
+    assert all(json.loads(p.read_text())["model"]["random_weights"] is True for p in plans)
+
+
+H200_SCRIPTS = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu" / "h200"
+
+
 def plan_knobs(max_num_seqs: int) -> ServingKnobs:
     return ServingKnobs("fp8", "fp8", 0.92, 1, 8192, 2048, max_num_seqs, True, True)
 
