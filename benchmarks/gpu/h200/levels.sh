@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Sourced by repeat.sh and bracket.sh on the GPU machine (serve.sh's server up): one
+# count-bounded gate level at a time (no --seconds: four waves measured after a warm-up of ⅛ of
+# the level's requests), resumable across calls — /tmp/res survives while the machine is held,
+# and a level whose report is there is not run again.
+# Needs: PLAN (plan json). DEADLINE (epoch seconds, default now + 540): a level starts only if
+# LEVEL_S (default 270) more seconds fit before it.
+res=${RES:-/tmp/res}  # RES: for tests
+deadline=${DEADLINE:-$(( $(date +%s) + 540 ))}
+level_s=${LEVEL_S:-270}
+mkdir -p "$res"
+
+# met | missed | unknown (refused, or no report) for one level's gate.json
+verdict() {
+  python3 - "$1" <<'PY'
+import json, sys
+try:
+    report = json.load(open(sys.argv[1]))
+except OSError:
+    print("unknown"); sys.exit()
+checks = {c["name"]: c["passed"] for c in report.get("checks", [])}
+latency = [checks.get(n) for n in ("ttft_p95_ms", "itl_p95_ms", "error_rate")]
+if report.get("refusals") or None in latency:
+    print("unknown")
+else:
+    print("met" if all(latency) else "missed")
+PY
+}
+
+# run_level NAME STREAMS ARCHIVE: returns 1 (and runs nothing) when the level does not fit.
+run_level() {
+  local name=$1 streams=$2 archive=$3
+  if [ -f "$res/$name/gate.json" ]; then
+    echo "$name: done before ($(verdict "$res/$name/gate.json"))"; return 0
+  fi
+  if [ $(( $(date +%s) + level_s )) -gt "$deadline" ]; then
+    echo "$name: does not fit this call"; return 1
+  fi
+  OUT=$res bash "$(dirname "${BASH_SOURCE[0]}")/gate.sh" "$PLAN" "$name" \
+    --skip-capacity-search --concurrency "$streams" > "$res/$name.log" 2>&1
+  tail -2 "$res/$name.log"
+  echo "$name: $(verdict "$res/$name/gate.json")"
+  # Raw GuideLLM reports run to tens of MB: the gate's own trimmed copies and reports come back.
+  (cd "$res" && find . -type f -size -2M | tar czf "${OUT:-/tmp/out}/$archive.tgz" -T -)
+}

@@ -1,0 +1,93 @@
+"""The GPU machine's level scripts (benchmarks/gpu/h200/{levels,repeat,bracket}.sh) decide what
+to run next from the gate's own report, resume across calls and stop before a call's deadline.
+The gate itself needs a vLLM server, so a stand-in gate.sh writes the report a level would."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu" / "h200"
+
+# Writes $OUT/LABEL/gate.json as the gate does: met below 120 streams, missed from 120 on,
+# refused (a steady-state refusal, no latency verdict) at 99.
+FAKE_GATE = """#!/usr/bin/env bash
+plan=$1; label=$2; shift 2
+while [ $# -gt 0 ]; do [ "$1" = --concurrency ] && streams=$2; shift; done
+mkdir -p "$OUT/$label"
+echo "$label" >> "$OUT/calls"
+sleep "${FAKE_SLEEP:-0}"
+python3 - "$streams" "$OUT/$label/gate.json" <<'PY'
+import json, sys
+streams, path = int(sys.argv[1]), sys.argv[2]
+ok = streams < 120
+checks = [{"name": "ttft_p95_ms", "passed": ok}, {"name": "itl_p95_ms", "passed": True},
+          {"name": "error_rate", "passed": True}]
+refusals = ["not a steady state"] if streams == 99 else []
+json.dump({"checks": [] if refusals else checks, "refusals": refusals}, open(path, "w"))
+PY
+echo "gate $label exit 0"
+"""
+
+
+@pytest.fixture
+def machine(tmp_path: Path) -> Path:
+    scripts = tmp_path / "h200"
+    scripts.mkdir()
+    for name in ("levels.sh", "repeat.sh", "bracket.sh"):
+        shutil.copy(SCRIPTS / name, scripts / name)
+    (scripts / "gate.sh").write_text(FAKE_GATE)
+    (tmp_path / "out").mkdir()
+    return tmp_path
+
+
+def run(machine: Path, script: str, *args: str, seconds_left: int = 500) -> list[str]:
+    """The script's gate calls so far. With seconds_left below 2 levels each level takes 5 s,
+    so the second level's start is past the deadline (3 s of slack for a slow start)."""
+    env = {
+        "FAKE_SLEEP": "5" if seconds_left < 200 else "0",
+        "PATH": "/usr/bin:/bin",
+        "RES": str(machine / "res"),
+        "OUT": str(machine / "out"),
+        "DEADLINE": str(int(time.time()) + seconds_left),
+        "LEVEL_S": "100",
+    }
+    subprocess.run(
+        ["bash", str(machine / "h200" / script), "plan.json", *args],
+        env=env, check=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    calls = machine / "res" / "calls"
+    return calls.read_text().split() if calls.exists() else []
+
+
+def test_bracket_goes_up_after_a_met_level_and_down_after_a_missed_one(machine: Path) -> None:
+    assert run(machine, "bracket.sh", "opt", "112", "127", "96") == ["opt-c112", "opt-c127"]
+    shutil.rmtree(machine / "res")
+    assert run(machine, "bracket.sh", "opt", "127", "140", "120") == ["opt-c127", "opt-c120"]
+
+
+def test_bracket_does_not_guess_past_a_refused_level(machine: Path) -> None:
+    assert run(machine, "bracket.sh", "opt", "99", "112", "86") == ["opt-c99"]
+
+
+def test_a_level_that_does_not_fit_waits_for_the_next_call(machine: Path) -> None:
+    # 103 s left, 100 s a level: the first runs, the second waits; the next call resumes.
+    assert run(machine, "bracket.sh", "opt", "112", "127", "96", seconds_left=103) == ["opt-c112"]
+    assert run(machine, "bracket.sh", "opt", "112", "127", "96") == ["opt-c112", "opt-c127"]
+
+
+def test_repeats_resume_and_come_back_as_one_archive(machine: Path) -> None:
+    assert run(machine, "repeat.sh", "stock", "74", "3", seconds_left=103) == ["stock-c74-r1"]
+    calls = run(machine, "repeat.sh", "stock", "74", "3")
+    assert calls == ["stock-c74-r1", "stock-c74-r2", "stock-c74-r3"]
+    with tarfile.open(machine / "out" / "repeats-stock.tgz") as archive:
+        reports = sorted(n for n in archive.getnames() if n.endswith("gate.json"))
+        assert reports == [f"./stock-c74-r{r}/gate.json" for r in (1, 2, 3)]
+        first = archive.extractfile("./stock-c74-r1/gate.json")
+        assert first is not None and json.load(first)["refusals"] == []
