@@ -206,6 +206,21 @@ class ModelPreset:
 
 # Values from each model's published config.json; parameter counts are the exact totals
 # (tests/unit/test_catalog.py re-derives them from the architecture).
+
+# The tiny Llama both local presets share (random, and trained here on CPU): real architecture,
+# built on the fly, no download.
+TINY_ARCHITECTURE = ModelArchitecture(
+    num_layers=2,
+    hidden_size=256,
+    num_attention_heads=4,
+    num_kv_heads=2,
+    head_dim=64,
+    intermediate_size=512,
+    vocab_size=4096,
+    max_context_tokens=2048,
+    parameter_count=3_278_080,
+)
+
 MODEL_PRESETS: dict[str, ModelPreset] = {
     preset.name: preset
     for preset in (
@@ -289,17 +304,7 @@ MODEL_PRESETS: dict[str, ModelPreset] = {
             # speed and memory work. Every output that uses it says so.
             name="tiny-random-llama",
             uri="local://tiny-random-llama",
-            architecture=ModelArchitecture(
-                num_layers=2,
-                hidden_size=256,
-                num_attention_heads=4,
-                num_kv_heads=2,
-                head_dim=64,
-                intermediate_size=512,
-                vocab_size=4096,
-                max_context_tokens=2048,
-                parameter_count=3_278_080,
-            ),
+            architecture=TINY_ARCHITECTURE,
             random_weights=True,
         ),
         ModelPreset(
@@ -308,17 +313,7 @@ MODEL_PRESETS: dict[str, ModelPreset] = {
             # so compression's quality deltas are real. Speed is the random model's.
             name="tiny-trained-llama",
             uri="local://tiny-trained-llama",
-            architecture=ModelArchitecture(
-                num_layers=2,
-                hidden_size=256,
-                num_attention_heads=4,
-                num_kv_heads=2,
-                head_dim=64,
-                intermediate_size=512,
-                vocab_size=4096,
-                max_context_tokens=2048,
-                parameter_count=3_278_080,
-            ),
+            architecture=TINY_ARCHITECTURE,
             trained_locally=True,
         ),
     )
