@@ -12,6 +12,7 @@ ITL p95 ±35 %. The post-deploy gate re-checks capacity on every real deployment
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -290,9 +291,9 @@ def test_the_plans_capacity_at_the_slo_is_the_gates_boundary() -> None:
     from benchmarks.gpu.h200.plans import h200_config
 
     plan = build_plan(h200_config("rag"), "prod-h200-rag").gate.one_replica()
-    ran = json.loads((BRACKET / "plan-rag-optimized-rag-only.json").read_text())["gate"]
+    ran = json.loads((BRACKET / "opt-c127" / "plan.json").read_text())["gate"]
     assert ran["capacity_concurrency"] == plan.capacity_concurrency
-    assert knobs_of(BRACKET / "server-rag-optimized.args") == plan_knobs(plan.capacity_concurrency)
+    assert knobs_of(BRACKET / "opt-c127" / "server.args") == plan_knobs(plan.capacity_concurrency)
     over = only_level(BRACKET / "opt-c127" / "gate.json", 6400, 384)
     assert over["concurrency"] == plan.capacity_concurrency
     assert over["ttft_ms"]["p95"] > 2000 or over["itl_ms"]["p95"] > 50
@@ -330,7 +331,7 @@ def plan_knobs(max_num_seqs: int) -> ServingKnobs:
 def test_stock_at_prods_shape_is_where_the_simulation_puts_it() -> None:
     """Stock vLLM (bf16, 8192-token steps) at 74 streams, the plan's stock capacity (ITL-bound),
     count-bounded: both targets met, ITL p95 48.8 ms of 50 — rate and ITL as simulated."""
-    knobs = knobs_of(BRACKET / "server-rag-stock.args")
+    knobs = knobs_of(BRACKET / "stock-c74" / "server.args")
     assert knobs == STOCK_H200
     level = only_level(BRACKET / "stock-c74" / "gate.json", 6400, 384)
     capacity = capacity_at_slo(LLAMA_8B, ACCELERATORS["H200"], knobs, PROD_RAG, 2000, 50,
@@ -409,3 +410,23 @@ def test_only_steady_state_levels_count_in_the_h200_summary() -> None:
     # The committed summary is this one (regenerate: python -m benchmarks.gpu.h200.summary).
     committed = json.loads((H200_GATE.parent / "gpu_h200_summary.json").read_text())
     assert committed == json.loads(json.dumps(summary))
+
+
+def test_a_run_that_describes_itself_needs_no_summary_line(tmp_path: Path) -> None:
+    """gate.sh files the plan and the server's arguments beside each report: the summary finds
+    such a run by itself, takes shape and profile from its plan, and refuses a plan whose
+    traffic is no shape it compares."""
+    from benchmarks.gpu.h200.summary import NotThePlansTraffic, discovered
+
+    assert ("rag", "stock", "prod-shape-bracket/stock-c74/gate.json",
+            "prod-shape-bracket/stock-c74/server.args") in discovered()  # fmt: skip
+    run = tmp_path / "new-run"
+    shutil.copytree(BRACKET / "stock-c74", run)
+    assert discovered(tmp_path) == [("rag", "stock", "new-run/gate.json", "new-run/server.args")]
+    plan = json.loads((run / "plan.json").read_text())
+    plan["gate"]["prompt_tokens"] = 4096
+    (run / "plan.json").write_text(json.dumps(plan))
+    with pytest.raises(NotThePlansTraffic, match="4096 prompt tokens"):
+        discovered(tmp_path)
+    (run / "server.args").unlink()  # not self-describing: left to RUNS
+    assert discovered(tmp_path) == []

@@ -15,6 +15,9 @@ py=$(python3 -c 'import sys; print(sys.executable)')
 printf '#!/bin/sh\nexec %s -m guidellm "$@"\n' "$py" > "$(dirname "$py")/guidellm"; chmod +x "$(dirname "$py")/guidellm"
 out=${OUT:-/tmp/out}/$label
 mkdir -p "$out"
+# The run describes itself (summary.py reads these): the plan and the server's arguments.
+cp "$plan" "$out/plan.json"
+cp /tmp/server.args "$out/server.args" 2>/dev/null || echo "no /tmp/server.args: not from serve.sh"
 curl -sf 127.0.0.1:8000/metrics > "$out/metrics-before.txt"
 from_line=$(wc -l < /tmp/server.log)
 t0=$(date +%s)

@@ -38,7 +38,8 @@ SHAPES = {
     "rag": {"prompt": 6400, "output": 384, "workload": Workload(256, 256, 6144, 384, 0.0)},
     "chat": {"prompt": 2048, "output": 256, "workload": Workload(256, 256, 1792, 256, 0.0)},
 }
-# (shape, profile, report, server arguments) — every committed gate run of the rag scenario.
+# (shape, profile, report, server arguments) — the committed gate runs of the rag scenario from
+# before runs described themselves (`discovered`).
 RUNS = [
     ("rag", "optimized", "gate-c16-32-64.json", "server-h200-423.args"),
     ("rag", "optimized", "gate-c96.json", "server-h200-423.args"),
@@ -48,8 +49,6 @@ RUNS = [
      "prod-shape-repeats/server-rag-optimized.args"),
     ("rag", "optimized", "prod-shape-repeats/opt86-r2/gate.json",
      "prod-shape-repeats/server-rag-optimized.args"),
-    ("rag", "optimized", "prod-shape-bracket/opt-c127/gate.json",
-     "prod-shape-bracket/server-rag-optimized.args"),
     ("rag", "optimized (8192-token steps)", "prod-shape-repeats/lever8192-c112/gate.json",
      "prod-shape-repeats/server-lever8192.args"),
     ("rag", "stock", "stock-c58.json", "server-rag-stock.args"),
@@ -61,8 +60,6 @@ RUNS = [
      "prod-shape-repeats/server-rag-stock.args"),
     ("rag", "stock", "prod-shape-repeats/stock74-r2/gate.json",
      "prod-shape-repeats/server-rag-stock.args"),
-    ("rag", "stock", "prod-shape-bracket/stock-c74/gate.json",
-     "prod-shape-bracket/server-rag-stock.args"),
     ("chat", "optimized", "chat/optimized-c256.json", "chat/server-chat-optimized.args"),
     ("chat", "stock", "chat/stock-c112.json", "chat/server-chat-stock.args"),
     ("chat", "stock", "chat/stock-c140.json", "chat/server-chat-stock.args"),
@@ -126,8 +123,27 @@ def not_steady(level: dict[str, Any], bound: dict[str, Any], output: int) -> str
     return None
 
 
+def discovered(gate: Path = GATE) -> list[tuple[str, str, str, str]]:
+    """Runs that describe themselves: gate.sh (since 2026-12-03) copies the plan and the
+    server's arguments beside each report, so a committed run folder needs no RUNS line."""
+    listed = {report for _, _, report, _ in RUNS}
+    runs = []
+    for report in sorted(gate.rglob("gate.json")):
+        plan, server = report.parent / "plan.json", report.parent / "server.args"
+        name = report.relative_to(gate).as_posix()
+        if name in listed or not (plan.is_file() and server.is_file()):
+            continue
+        document = json.loads(plan.read_text())
+        prompt = document["gate"]["prompt_tokens"]
+        shape = next((s for s, v in SHAPES.items() if v["prompt"] == prompt), None)
+        if shape is None:
+            raise NotThePlansTraffic(f"{name}: its plan's {prompt} prompt tokens are no shape here")
+        runs.append((shape, document["profile"], name, server.relative_to(gate).as_posix()))
+    return runs
+
+
 def levels(gate: Path = GATE) -> Iterator[Level]:
-    for shape, profile, report, server in RUNS:
+    for shape, profile, report, server in RUNS + discovered(gate):
         document = json.loads((gate / report).read_text())
         cost = document["targets"]["cost_per_hour_usd"]
         rag = document["runs"]["optimized"]["rag"]
