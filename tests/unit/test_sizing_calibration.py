@@ -423,6 +423,8 @@ def test_a_run_that_describes_itself_needs_no_summary_line(tmp_path: Path) -> No
     run = tmp_path / "new-run"
     shutil.copytree(BRACKET / "stock-c74", run)
     assert discovered(tmp_path) == [("rag", "stock", "new-run/gate.json", "new-run/server.args")]
+    (run / "variant").write_text("FlashInfer attention\n")  # a lever's run: kept apart
+    assert discovered(tmp_path)[0][1] == "stock (FlashInfer attention)"
     plan = json.loads((run / "plan.json").read_text())
     plan["gate"]["prompt_tokens"] = 4096
     (run / "plan.json").write_text(json.dumps(plan))

@@ -18,6 +18,9 @@ mkdir -p "$out"
 # The run describes itself (summary.py reads these): the plan and the server's arguments.
 cp "$plan" "$out/plan.json"
 cp /tmp/server.args "$out/server.args" 2>/dev/null || echo "no /tmp/server.args: not from serve.sh"
+# A lever's run names itself (VARIANT="FlashInfer attention"): the summary keeps it apart from
+# its profile's own levels.
+if [ -n "${VARIANT:-}" ]; then echo "$VARIANT" > "$out/variant"; fi
 curl -sf 127.0.0.1:8000/metrics > "$out/metrics-before.txt"
 from_line=$(wc -l < /tmp/server.log)
 t0=$(date +%s)

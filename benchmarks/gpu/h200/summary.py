@@ -138,7 +138,10 @@ def discovered(gate: Path = GATE) -> list[tuple[str, str, str, str]]:
         shape = next((s for s, v in SHAPES.items() if v["prompt"] == prompt), None)
         if shape is None:
             raise NotThePlansTraffic(f"{name}: its plan's {prompt} prompt tokens are no shape here")
-        runs.append((shape, document["profile"], name, server.relative_to(gate).as_posix()))
+        profile = document["profile"]
+        if (variant := report.parent / "variant").is_file():
+            profile += f" ({variant.read_text().strip()})"
+        runs.append((shape, profile, name, server.relative_to(gate).as_posix()))
     return runs
 
 
