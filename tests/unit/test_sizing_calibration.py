@@ -19,7 +19,7 @@ import pytest
 
 from benchmarks.gpu.h200.summary import knobs_of
 from infra.catalog import ACCELERATORS, MODEL_PRESETS
-from infra.load_model import capacity_at_slo, simulate
+from infra.load_model import capacity_at_slo, served_knobs, simulate
 from infra.plan import build_plan
 from infra.sizing import (
     ServingKnobs,
@@ -282,6 +282,7 @@ def test_the_plans_capacity_at_the_slo_is_within_15_percent_of_the_gates() -> No
 # --- the bracket at prod's shape (2026-12-03): the plan's capacity, and stock's, gate-measured ---
 
 BRACKET = H200_GATE / "prod-shape-bracket"
+H200_SCRIPTS = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu" / "h200"
 
 
 def test_the_plans_capacity_at_the_slo_is_the_gates_boundary() -> None:
@@ -290,10 +291,13 @@ def test_the_plans_capacity_at_the_slo_is_the_gates_boundary() -> None:
     112: the capacity lies in [112, 127), the prediction within 15 % of either end."""
     from benchmarks.gpu.h200.plans import h200_config
 
-    plan = build_plan(h200_config("rag"), "prod-h200-rag").gate.one_replica()
+    planned = build_plan(h200_config("rag"), "prod-h200-rag")
+    plan = planned.gate.one_replica()
     ran = json.loads((BRACKET / "opt-c127" / "plan.json").read_text())["gate"]
     assert ran["capacity_concurrency"] == plan.capacity_concurrency
-    assert knobs_of(BRACKET / "opt-c127" / "server.args") == plan_knobs(plan.capacity_concurrency)
+    # The server ran exactly the plan's knobs, started for its capacity.
+    served = served_knobs(planned.sizing.replica.knobs, plan.capacity_concurrency)
+    assert knobs_of(BRACKET / "opt-c127" / "server.args") == served
     over = only_level(BRACKET / "opt-c127" / "gate.json", 6400, 384)
     assert over["concurrency"] == plan.capacity_concurrency
     assert over["ttft_ms"]["p95"] > 2000 or over["itl_ms"]["p95"] > 50
@@ -304,7 +308,7 @@ def test_the_plans_capacity_at_the_slo_is_the_gates_boundary() -> None:
     # Past 96 streams the GPU's rate is flat (5.83, 5.85, 5.80 req/s at 96, 112, 127); the
     # simulation still gains from bigger decode batches: 6.19 req/s and 49.0 ms ITL p95 at 127,
     # 7 % over and 6 % under — its largest error on a count-bounded level at this shape.
-    point = simulate(LLAMA_8B, ACCELERATORS["H200"], plan_knobs(127), PROD_RAG, 127)
+    point = simulate(LLAMA_8B, ACCELERATORS["H200"], served, PROD_RAG, over["concurrency"])
     assert point.requests_per_s == pytest.approx(over["requests_per_s"], rel=0.08)
     assert point.itl_p95_ms == pytest.approx(over["itl_ms"]["p95"], rel=0.08)
 
@@ -319,13 +323,6 @@ def test_the_device_plans_say_their_server_has_random_weights(tmp_path: Path) ->
     plans = sorted(tmp_path.glob("*.json"))
     assert len(plans) == 8
     assert all(json.loads(p.read_text())["model"]["random_weights"] is True for p in plans)
-
-
-H200_SCRIPTS = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu" / "h200"
-
-
-def plan_knobs(max_num_seqs: int) -> ServingKnobs:
-    return ServingKnobs("fp8", "fp8", 0.92, 1, 8192, 2048, max_num_seqs, True, True)
 
 
 def test_stock_at_prods_shape_is_where_the_simulation_puts_it() -> None:
