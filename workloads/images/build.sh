@@ -17,6 +17,19 @@ for tool in buildah podman debootstrap; do
   command -v "$tool" >/dev/null || { echo "make images needs $tool: apt-get install -y buildah podman debootstrap" >&2; exit 2; }
 done
 B=(buildah --storage-driver vfs)
+# vfs copies every layer whole: one image's build peaks at ≈ 4 GB in buildah's storage plus
+# ≈ 3 GB of uncompressed layer in $TMPDIR (measured on the benchmark image, 2026-12-03). Say so
+# before a build that would stop on "no space left on device" after minutes.
+need_gib=8
+for dir in "$("${B[@]}" info --format '{{.store.GraphRoot}}' 2>/dev/null || echo /var/lib/containers)" \
+           "${TMPDIR:-/var/tmp}"; do
+  probe=$dir; while [ ! -d "$probe" ]; do probe=$(dirname "$probe"); done
+  free_gib=$(( $(df -Pk "$probe" | awk 'NR == 2 {print $4}') / 1048576 ))
+  if [ "$free_gib" -lt "$need_gib" ]; then
+    echo "warning: $free_gib GiB free under $dir; an image build peaks at ≈ $need_gib GiB" \
+      "across buildah's storage and \$TMPDIR: free space, or set TMPDIR to a larger disk" >&2
+  fi
+done
 # Package sources for pip inside the build: the host's CA bundle (mounted, never copied) and
 # any local wheel folders or indexes the host's pip uses (PIP_FIND_LINKS, file:// indexes).
 MOUNTS=()
