@@ -153,6 +153,18 @@ def search_range(targets: GatePlan) -> tuple[int, int]:
     return initial, max(4 * initial, 2)
 
 
+# What a gate's --target serves, as its report names that run: the plan's optimized vLLM, or
+# stock vLLM where a plan says so (its "profile": the H200 calibration judges stock against its
+# own plan). A --baseline-target's run is "baseline".
+PROFILES = ("optimized", "stock")
+
+
+def target_runs(report: dict[str, Any]) -> dict[str, Any]:
+    """The --target's runs in a gate.json, by scenario (reports written before the profile was
+    recorded named every target's run "optimized")."""
+    return report["runs"][report.get("profile", "optimized")]
+
+
 SEARCH_PROBES = 6
 SEARCH_TOLERANCE = 0.1
 TARGET_ATTAINMENT = 0.95

@@ -31,7 +31,7 @@ from workloads.benchmark.runner import (
     scenarios,
     search_profile,
 )
-from workloads.contract import GatePlan, WindowTooShort, level_bound, min_seconds
+from workloads.contract import GatePlan, WindowTooShort, level_bound, min_seconds, target_runs
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "guidellm"
 GOLDEN = GOLDEN_DIR / "mock-server-concurrent.json"
@@ -337,6 +337,40 @@ def test_from_report_judges_a_real_report_and_writes_the_report(tmp_path: Path) 
     assert main([*args, "--out", str(tmp_path / "b")]) == 1
     report = json.loads((tmp_path / "b" / "gate.json").read_text())
     assert [c["name"] for c in report["checks"] if not c["passed"]] == ["ttft_p95_ms"]
+
+
+def test_a_stock_plans_run_is_reported_as_stock(tmp_path: Path) -> None:
+    """The H200 calibration judges stock vLLM against its own plan: the report names the run
+    stock (not optimized), and readers find the target's run either way."""
+    plan = tmp_path / "plan.json"
+    gate = {name: getattr(TARGETS, name) for name in TARGETS.__dataclass_fields__}
+    args = ["--target", "unused", "--from-report", str(LEVEL), "--plan", str(plan)]
+    plan.write_text(json.dumps({"gate": gate, "profile": "stock"}))
+    assert main([*args, "--out", str(tmp_path / "stock")]) == 0
+    report = json.loads((tmp_path / "stock" / "gate.json").read_text())
+    assert report["profile"] == "stock" and list(report["runs"]) == ["stock"]
+    assert target_runs(report)["rag"]["levels"][0]["concurrency"] == 4
+    assert "| stock | rag | 4 |" in (tmp_path / "stock" / "gate.md").read_text()
+    # A plan without a profile is the optimized serving; a report written before the profile
+    # was recorded reads as before.
+    plan.write_text(json.dumps({"gate": gate}))
+    assert main([*args, "--out", str(tmp_path / "opt")]) == 0
+    report = json.loads((tmp_path / "opt" / "gate.json").read_text())
+    assert list(report["runs"]) == ["optimized"]
+    del report["profile"]
+    assert target_runs(report) is report["runs"]["optimized"]
+
+
+def test_an_unknown_profile_is_refused_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = tmp_path / "plan.json"
+    gate = {name: getattr(TARGETS, name) for name in TARGETS.__dataclass_fields__}
+    plan.write_text(json.dumps({"gate": gate, "profile": "fast"}))
+    args = ["--plan", str(plan), "--target", "unused", "--from-report", str(LEVEL)]
+    assert main([*args, "--out", str(tmp_path / "x")]) == 2
+    assert "'profile' is 'fast'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_endpoint_down_exits_2(tmp_path: Path) -> None:

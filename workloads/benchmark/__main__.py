@@ -50,6 +50,7 @@ from workloads.benchmark.runner import (
     search_profile,
 )
 from workloads.contract import (
+    PROFILES,
     SEARCH_PROBES,
     GatePlan,
     WindowTooShort,
@@ -121,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     plan = json.loads(args.plan.read_text())
+    # What --target serves: the plan's optimized vLLM, or stock vLLM where a plan says so
+    # (the device calibration judges stock against its own plan): reports name it.
+    label = plan.get("profile", "optimized")
+    if label not in PROFILES:
+        print(f"gate: the plan's 'profile' is {label!r}: use one of {', '.join(PROFILES)} "
+              "(or leave it out: optimized)", file=sys.stderr)  # fmt: skip
+        return 2
     targets = targets_from_plan(plan)
     one_replica_of = targets.replicas if args.one_replica else None
     if args.one_replica:
@@ -145,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "stack": plan.get("stack"),
         "capacity_search": "from report" if args.from_report else search,
         "one_replica_of": one_replica_of,
+        "profile": label,
     }
     # Live runs send the plan's prompt length to the server, chat template included.
     template = 0 if args.from_report else chat_template_tokens(args.tokenizer)
@@ -162,16 +171,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.from_report:
-            runs["optimized"] = {"rag": _from_file(args.from_report, targets)}
+            runs[label] = {"rag": _from_file(args.from_report, targets)}
             if args.from_search:
-                searches["optimized"] = _from_file(args.from_search, targets)
+                searches[label] = _from_file(args.from_search, targets)
         else:
-            endpoints = {"optimized": args.target}
+            endpoints = {label: args.target}
             if args.baseline_target:
                 endpoints["baseline"] = args.baseline_target
-            for label, target in endpoints.items():
+            for endpoint, target in endpoints.items():
                 model = check_endpoint(target, insecure=args.insecure)
-                if label == "optimized":
+                if endpoint == label:
                     context["model"] = model
                     if reference is not None:
                         quality = live_quality(
@@ -181,25 +190,25 @@ def main(argv: list[str] | None = None) -> int:
                         context["live_quality"] = dataclasses.asdict(quality)
                         if not quality.passed:
                             break  # another model than the measured one: no load needed
-                runs[label] = {}
+                runs[endpoint] = {}
                 for shape in shapes:
                     bounds = [level_bound(targets, c, args.seconds) for c in levels]
-                    name = f"guidellm-{label}-{shape.name}"
+                    name = f"guidellm-{endpoint}-{shape.name}"
                     spec = scenario_spec(
                         target, shape, levels_profile(levels), bounds,
                         args.out / f"{name}.json", targets, args.insecure, args.tokenizer,
                     )  # fmt: skip
-                    runs[label][shape.name] = run_guidellm(name, spec, bounds, args.out)
+                    runs[endpoint][shape.name] = run_guidellm(name, spec, bounds, args.out)
                     _still_answering(target, name, args.insecure)
                 # Traffic that is not the plan's is refused anyway: do not search with it.
-                if search and not shape_problems(runs[label]["rag"], shapes[0], targets):
+                if search and not shape_problems(runs[endpoint]["rag"], shapes[0], targets):
                     bounds = search_bounds(targets, SEARCH_PROBES)
-                    name = f"guidellm-{label}-capacity"
+                    name = f"guidellm-{endpoint}-capacity"
                     spec = scenario_spec(
                         target, shapes[0], search_profile(targets), bounds,
                         args.out / f"{name}.json", targets, args.insecure, args.tokenizer,
                     )  # fmt: skip
-                    searches[label] = run_guidellm(name, spec, bounds, args.out)
+                    searches[endpoint] = run_guidellm(name, spec, bounds, args.out)
                     _still_answering(target, name, args.insecure)
     except EndpointDown as error:
         verdict = Verdict(COULD_NOT_MEASURE, str(error), (), None)
@@ -211,9 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         verdict = Verdict(FAIL, "failed: " + _quality_reason(quality), _quality_checks(quality),
                           None)  # fmt: skip
     else:
-        verdict = evaluate(
-            runs["optimized"]["rag"], targets, shapes[0], searches.get("optimized"), "optimized"
-        )
+        verdict = evaluate(runs[label]["rag"], targets, shapes[0], searches.get(label), label)
         if quality is not None and verdict.status != COULD_NOT_MEASURE:
             verdict = dataclasses.replace(verdict, checks=verdict.checks + _quality_checks(quality))
     comparison = None

@@ -17,6 +17,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from workloads.contract import target_runs
+
 HISTOGRAMS = {
     "queue_s": "vllm:request_queue_time_seconds",
     "prefill_s": "vllm:request_prefill_time_seconds",
@@ -77,9 +79,7 @@ def summarize(run: Path) -> dict[str, Any]:
     after = parse((run / "metrics-after.txt").read_text())
     server = {key: histogram_delta(before, after, name) for key, name in HISTOGRAMS.items()}
     gate = json.loads((run / "gate.json").read_text())
-    levels = [
-        level for scenario in gate["runs"]["optimized"].values() for level in scenario["levels"]
-    ]
+    levels = [level for scenario in target_runs(gate).values() for level in scenario["levels"]]
     return {
         "run": run.name,
         "server": server,

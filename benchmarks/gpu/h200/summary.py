@@ -28,7 +28,12 @@ from typing import Any
 from infra.catalog import ACCELERATORS, MODEL_PRESETS
 from infra.load_model import simulate
 from infra.sizing import ServingKnobs, Workload
-from workloads.contract import APPLIED_LOAD_TOLERANCE, TRANSIENT_SHARE, WAVES_MEASURED
+from workloads.contract import (
+    APPLIED_LOAD_TOLERANCE,
+    TRANSIENT_SHARE,
+    WAVES_MEASURED,
+    target_runs,
+)
 
 RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "results"
 GATE = RESULTS / "gpu_h200_gate"
@@ -149,7 +154,7 @@ def levels(gate: Path = GATE) -> Iterator[Level]:
     for shape, profile, report, server in RUNS + discovered(gate):
         document = json.loads((gate / report).read_text())
         cost = document["targets"]["cost_per_hour_usd"]
-        rag = document["runs"]["optimized"]["rag"]
+        rag = target_runs(document)["rag"]
         bounds = {b["concurrency"]: b for b in rag["bounds"]}
         for level in rag["levels"]:
             expected = (SHAPES[shape]["prompt"], SHAPES[shape]["output"])
