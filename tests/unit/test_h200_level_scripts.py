@@ -1,6 +1,7 @@
-"""The GPU machine's level scripts (benchmarks/gpu/h200/{levels,repeat,bracket}.sh) decide what
-to run next from the gate's own report, resume across calls and stop before a call's deadline.
-The gate itself needs a vLLM server, so a stand-in gate.sh writes the report a level would."""
+"""The GPU machine's level scripts (benchmarks/gpu/h200/{levels,repeat,bracket,session}.sh)
+decide what to run next from the gate's own report, resume across calls and stop before a
+call's deadline. The gate itself needs a vLLM server, so a stand-in gate.sh writes the report a
+level would, and a stand-in serve.sh records which arguments it started a server with."""
 
 from __future__ import annotations
 
@@ -36,13 +37,22 @@ echo "gate $label exit 0"
 """
 
 
+# Records the start in the level calls' log and the running server's arguments, as serve.sh does.
+FAKE_SERVE = """#!/usr/bin/env bash
+echo "serve:$(basename "$1" .args)" >> "$RES/calls"
+sleep "${FAKE_SERVE_SLEEP:-0}"
+cp "$1" "$SERVER_STATE"
+"""
+
+
 @pytest.fixture
 def machine(tmp_path: Path) -> Path:
     scripts = tmp_path / "h200"
     scripts.mkdir()
-    for name in ("levels.sh", "repeat.sh", "bracket.sh"):
+    for name in ("levels.sh", "repeat.sh", "bracket.sh", "session.sh"):
         shutil.copy(SCRIPTS / name, scripts / name)
     (scripts / "gate.sh").write_text(FAKE_GATE)
+    (scripts / "serve.sh").write_text(FAKE_SERVE)
     (tmp_path / "out").mkdir()
     return tmp_path
 
@@ -91,3 +101,69 @@ def test_repeats_resume_and_come_back_as_one_archive(machine: Path) -> None:
         assert reports == [f"./stock-c74-r{r}/gate.json" for r in (1, 2, 3)]
         first = archive.extractfile("./stock-c74-r1/gate.json")
         assert first is not None and json.load(first)["refusals"] == []
+
+
+def session(machine: Path, queue: str, seconds_left: int = 500, healthy: bool = True) -> list[str]:
+    """session.sh on QUEUE: the starts and level calls so far (a start takes 0 s here, a level
+    5 s when less than 200 s are left; SERVER_S 1 and LEVEL_S 100 budget them)."""
+    run_dir = machine / "run"
+    run_dir.mkdir(exist_ok=True)
+    for server in ("rag-optimized", "rag-stock"):
+        (run_dir / f"{server}.args").write_text(f"--model m --{server}\n")
+    (machine / "queue.txt").write_text(queue)
+    env = {
+        "FAKE_SLEEP": "5" if seconds_left < 200 else "0",
+        "PATH": "/usr/bin:/bin",
+        "RES": str(machine / "res"),
+        "OUT": str(machine / "out"),
+        "RUN_DIR": str(run_dir),
+        "SERVER_STATE": str(machine / "server.args"),
+        "HEALTH_CMD": "true" if healthy else "false",
+        "DEADLINE": str(int(time.time()) + seconds_left),
+        "LEVEL_S": "100",
+        "SERVER_S": "1",
+    }
+    subprocess.run(
+        ["bash", str(machine / "h200" / "session.sh"), str(machine / "queue.txt")],
+        env=env, check=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    calls = machine / "res" / "calls"
+    return calls.read_text().split() if calls.exists() else []
+
+
+QUEUE = """# the plan's profile first
+rag-optimized rag-optimized-rag-only opt 112 2
+
+rag-stock rag-stock-rag-only stock 74 1
+rag-optimized rag-optimized-rag-only opt 86 1
+"""
+
+
+def test_a_session_starts_each_server_once_per_run_of_lines_and_in_order(machine: Path) -> None:
+    assert session(machine, QUEUE) == [
+        "serve:rag-optimized", "opt-c112-r1", "opt-c112-r2",
+        "serve:rag-stock", "stock-c74-r1",
+        "serve:rag-optimized", "opt-c86-r1",
+    ]  # fmt: skip
+    with tarfile.open(machine / "out" / "session.tgz") as archive:
+        assert "./opt-c86-r1/gate.json" in archive.getnames()
+
+
+def test_a_session_resumes_without_restarting_a_server_that_is_up(machine: Path) -> None:
+    # 103 s left: a start (1 s budgeted) and one level (100 s) fit, a second level does not.
+    assert session(machine, QUEUE, seconds_left=103) == ["serve:rag-optimized", "opt-c112-r1"]
+    assert session(machine, QUEUE)[2:] == [
+        "opt-c112-r2", "serve:rag-stock", "stock-c74-r1", "serve:rag-optimized", "opt-c86-r1"
+    ]  # fmt: skip
+
+
+def test_a_server_that_is_down_is_started_again_and_a_start_that_does_not_fit_waits(
+    machine: Path,
+) -> None:
+    assert session(machine, QUEUE, seconds_left=103) == ["serve:rag-optimized", "opt-c112-r1"]
+    # Not healthy (the machine was given back): started again before the next level.
+    assert session(machine, QUEUE, seconds_left=103, healthy=False)[2:] == [
+        "serve:rag-optimized", "opt-c112-r2"
+    ]  # fmt: skip
+    # 100 s left: a stock server's start and a level (101 s) do not fit; nothing runs.
+    assert session(machine, QUEUE, seconds_left=100)[4:] == []

@@ -17,7 +17,8 @@ out=${OUT:-/tmp/out}/$label
 mkdir -p "$out"
 # The run describes itself (summary.py reads these): the plan and the server's arguments.
 cp "$plan" "$out/plan.json"
-cp /tmp/server.args "$out/server.args" 2>/dev/null || echo "no /tmp/server.args: not from serve.sh"
+state=${SERVER_STATE:-/tmp/server.args}
+cp "$state" "$out/server.args" 2>/dev/null || echo "no $state: not from serve.sh"
 # A lever's run names itself (VARIANT="FlashInfer attention"): the summary keeps it apart from
 # its profile's own levels.
 if [ -n "${VARIANT:-}" ]; then echo "$VARIANT" > "$out/variant"; fi

@@ -26,6 +26,6 @@ for _ in $(seq 1 200); do
   sleep 2
 done
 curl -sf 127.0.0.1:8000/health >/dev/null || { echo "server failed"; tail -30 /tmp/server.log; exit 1; }
-cp "$args_file" /tmp/server.args  # gate.sh files it beside each report
+cp "$args_file" "${SERVER_STATE:-/tmp/server.args}"  # gate.sh files it beside each report
 echo "up in $(( $(date +%s) - t0 )) s with $(cat "$args_file")"
 grep -oE 'KV cache size: [0-9,]+ tokens' /tmp/server.log | tail -1
