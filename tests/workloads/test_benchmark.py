@@ -387,11 +387,14 @@ def test_endpoint_down_exits_2(tmp_path: Path) -> None:
     assert "did not answer" in report["reason"]
 
 
+@pytest.mark.parametrize("guidellm_failed", [False, True])
 def test_a_server_that_dies_during_a_run_is_could_not_measure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, guidellm_failed: bool
 ) -> None:
     """The endpoint answered before the run and not after it (vLLM killed mid-gate): exit 2
-    and a report naming the run — not a "fail" judged on the errors the dying server left."""
+    and a report naming the run — not a "fail" judged on the errors the dying server left. Both
+    ways GuideLLM has ended on a killed server (finished with errored requests, or exited 1)
+    give the server's death as the reason."""
     import workloads.benchmark.__main__ as gate_main
     from workloads.benchmark.runner import EndpointDown
 
@@ -404,6 +407,8 @@ def test_a_server_that_dies_during_a_run_is_could_not_measure(
             raise EndpointDown(f"{target} did not answer /v1/models: connection refused") from None
 
     def run(name: str, spec: dict, bounds: list, out_dir: Path) -> Run:
+        if guidellm_failed:
+            raise EndpointDown(f"guidellm failed (1); see {out_dir / name}.log")
         return _run(LEVEL)  # what GuideLLM reported before the server went away
 
     monkeypatch.setattr(gate_main, "check_endpoint", check)

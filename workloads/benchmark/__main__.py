@@ -16,6 +16,7 @@ import sys
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from workloads.benchmark.gate import (
     COULD_NOT_MEASURE,
@@ -53,6 +54,7 @@ from workloads.contract import (
     PROFILES,
     SEARCH_PROBES,
     GatePlan,
+    LevelBound,
     WindowTooShort,
     level_bound,
     search_bounds,
@@ -198,8 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                         target, shape, levels_profile(levels), bounds,
                         args.out / f"{name}.json", targets, args.insecure, args.tokenizer,
                     )  # fmt: skip
-                    runs[endpoint][shape.name] = run_guidellm(name, spec, bounds, args.out)
-                    _still_answering(target, name, args.insecure)
+                    runs[endpoint][shape.name] = _measure(target, name, spec, bounds, args)
                 # Traffic that is not the plan's is refused anyway: do not search with it.
                 if search and not shape_problems(runs[endpoint]["rag"], shapes[0], targets):
                     bounds = search_bounds(targets, SEARCH_PROBES)
@@ -208,8 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                         target, shapes[0], search_profile(targets), bounds,
                         args.out / f"{name}.json", targets, args.insecure, args.tokenizer,
                     )  # fmt: skip
-                    searches[endpoint] = run_guidellm(name, spec, bounds, args.out)
-                    _still_answering(target, name, args.insecure)
+                    searches[endpoint] = _measure(target, name, spec, bounds, args)
     except EndpointDown as error:
         verdict = Verdict(COULD_NOT_MEASURE, str(error), (), None)
         document = write_report(args.out, verdict, targets, runs, searches, None, context)
@@ -260,6 +260,24 @@ def _quality_reason(quality: LiveQuality) -> str:
         f"{quality.perplexity_served:.2f} served vs {quality.perplexity_reference:.2f} recorded "
         "— check the served checkpoint, its tokenizer and the KV-cache dtype"
     )
+
+
+def _measure(
+    target: str,
+    name: str,
+    spec: dict[str, Any],
+    bounds: list[LevelBound],
+    args: argparse.Namespace,
+) -> Run:
+    """One GuideLLM run, then the endpoint's health. A server that died during the run is the
+    reason given, also when GuideLLM itself failed on the refused connections."""
+    try:
+        run = run_guidellm(name, spec, bounds, args.out)
+    except EndpointDown:
+        _still_answering(target, name, args.insecure)
+        raise
+    _still_answering(target, name, args.insecure)
+    return run
 
 
 def _still_answering(target: str, run: str, insecure: bool) -> None:
