@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -321,7 +321,7 @@ def _free_port() -> int:
 
 def test_from_report_judges_a_real_report_and_writes_the_report(tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
-    gate = {name: getattr(TARGETS, name) for name in TARGETS.__dataclass_fields__}
+    gate = asdict(TARGETS)
     plan.write_text(json.dumps({"stack": "t", "gate": gate, "model": {"random_weights": True}}))
     args = ["--plan", str(plan), "--target", "unused", "--from-report", str(LEVEL)]
     assert main([*args, "--out", str(tmp_path / "a"), "--from-search", str(SEARCH)]) == 0
@@ -343,7 +343,7 @@ def test_a_stock_plans_run_is_reported_as_stock(tmp_path: Path) -> None:
     """The H200 calibration judges stock vLLM against its own plan: the report names the run
     stock (not optimized), and readers find the target's run either way."""
     plan = tmp_path / "plan.json"
-    gate = {name: getattr(TARGETS, name) for name in TARGETS.__dataclass_fields__}
+    gate = asdict(TARGETS)
     args = ["--target", "unused", "--from-report", str(LEVEL), "--plan", str(plan)]
     plan.write_text(json.dumps({"gate": gate, "profile": "stock"}))
     assert main([*args, "--out", str(tmp_path / "stock")]) == 0
@@ -365,7 +365,7 @@ def test_an_unknown_profile_is_refused_naming_the_field(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     plan = tmp_path / "plan.json"
-    gate = {name: getattr(TARGETS, name) for name in TARGETS.__dataclass_fields__}
+    gate = asdict(TARGETS)
     plan.write_text(json.dumps({"gate": gate, "profile": "fast"}))
     args = ["--plan", str(plan), "--target", "unused", "--from-report", str(LEVEL)]
     assert main([*args, "--out", str(tmp_path / "x")]) == 2
@@ -375,7 +375,7 @@ def test_an_unknown_profile_is_refused_naming_the_field(
 
 def test_endpoint_down_exits_2(tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
-    gate = {name: getattr(TARGETS, name) for name in TARGETS.__dataclass_fields__}
+    gate = asdict(TARGETS)
     plan.write_text(json.dumps({"stack": "t", "gate": gate}))
     code = main(
         ["--plan", str(plan), "--target", f"http://127.0.0.1:{_free_port()}", "--out",
@@ -414,7 +414,7 @@ def test_a_server_that_dies_during_a_run_is_could_not_measure(
     monkeypatch.setattr(gate_main, "check_endpoint", check)
     monkeypatch.setattr(gate_main, "run_guidellm", run)
     plan = tmp_path / "plan.json"
-    gate = {name: getattr(TARGETS, name) for name in TARGETS.__dataclass_fields__}
+    gate = asdict(TARGETS)
     plan.write_text(json.dumps({"stack": "t", "gate": gate}))
     code = main(["--plan", str(plan), "--target", "http://127.0.0.1:9", "--out",
                  str(tmp_path / "r"), "--skip-capacity-search"])  # fmt: skip
@@ -536,7 +536,7 @@ def test_the_gate_never_reports_its_planted_token(
     api = f"http://127.0.0.1:{server.server_port}"
     monkeypatch.setattr(gate_main, "in_cluster", lambda: (api, "leanrag-serving", token, None))
     plan = tmp_path / "plan.json"
-    gate = {name: getattr(TARGETS, name) for name in TARGETS.__dataclass_fields__}
+    gate = asdict(TARGETS)
     plan.write_text(json.dumps({"stack": "t", "gate": gate, "model": {"random_weights": True}}))
     try:
         code = gate_main.main(
