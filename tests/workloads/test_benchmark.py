@@ -412,6 +412,7 @@ def test_a_server_that_dies_during_a_run_is_could_not_measure(
         return _run(LEVEL)  # what GuideLLM reported before the server went away
 
     monkeypatch.setattr(gate_main, "check_endpoint", check)
+    monkeypatch.setattr(gate_main, "probe_chat", lambda *args, **kwargs: None)
     monkeypatch.setattr(gate_main, "run_guidellm", run)
     plan = tmp_path / "plan.json"
     gate = asdict(TARGETS)
@@ -422,6 +423,79 @@ def test_a_server_that_dies_during_a_run_is_could_not_measure(
     report = json.loads((tmp_path / "r" / "gate.json").read_text())
     assert report["verdict"] == COULD_NOT_MEASURE
     assert "stopped answering during guidellm-optimized-rag" in report["reason"]
+
+
+def _fake_vllm(chat_status: int, chat_body: dict) -> tuple[str, Any]:
+    """An HTTP server answering /v1/models and /v1/chat/completions as vLLM does."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class FakeVllm(BaseHTTPRequestHandler):
+        def _answer(self, status: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._answer(200, {"data": [{"id": "m"}]})
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self._answer(chat_status, chat_body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), FakeVllm)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}", server
+
+
+def test_a_server_that_refuses_chat_completions_is_named_before_any_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found on the H200: a tokenizer without a chat template made vLLM answer every chat
+    completion 400, and the gate sent a whole level (1,344 requests) to report "no successful
+    requests". One probe request now names the server's own answer, before any load."""
+    import workloads.benchmark.__main__ as gate_main
+
+    def run(*args: object) -> Run:
+        raise AssertionError("no level may run against a server that refuses the request kind")
+
+    monkeypatch.setattr(gate_main, "run_guidellm", run)
+    message = "default chat template is no longer allowed, and no template was given"
+    target, server = _fake_vllm(400, {"error": {"message": message}})
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"stack": "t", "gate": asdict(TARGETS)}))
+    try:
+        code = main(["--plan", str(plan), "--target", target, "--out", str(tmp_path / "r"),
+                     "--skip-capacity-search"])  # fmt: skip
+    finally:
+        server.shutdown()
+    assert code == 2
+    report = json.loads((tmp_path / "r" / "gate.json").read_text())
+    assert report["verdict"] == COULD_NOT_MEASURE
+    assert "refused a chat completion" in report["reason"] and "HTTP 400" in report["reason"]
+    assert "no template was given" in report["reason"]
+
+
+def test_the_chat_probe_accepts_a_completion_and_refuses_an_empty_answer() -> None:
+    from workloads.benchmark.runner import EndpointDown, probe_chat
+
+    target, server = _fake_vllm(200, {"choices": [{"message": {"content": "p"}}]})
+    try:
+        probe_chat(target, "m")
+    finally:
+        server.shutdown()
+    target, server = _fake_vllm(200, {"object": "chat.completion"})
+    try:
+        with pytest.raises(EndpointDown, match="without choices"):
+            probe_chat(target, "m")
+    finally:
+        server.shutdown()
 
 
 def test_result_is_published_to_a_configmap_through_the_api() -> None:

@@ -45,6 +45,7 @@ from workloads.benchmark.runner import (
     check_endpoint,
     levels_profile,
     load_levels,
+    probe_chat,
     run_guidellm,
     scenario_spec,
     scenarios,
@@ -182,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                 endpoints["baseline"] = args.baseline_target
             for endpoint, target in endpoints.items():
                 model = check_endpoint(target, insecure=args.insecure)
+                probe_chat(target, model, insecure=args.insecure)
                 if endpoint == label:
                     context["model"] = model
                     if reference is not None:

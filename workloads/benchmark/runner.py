@@ -106,6 +106,31 @@ def check_endpoint(target: str, timeout_s: float = 10.0, insecure: bool = False)
     return models[0]["id"]
 
 
+def probe_chat(target: str, model: str, timeout_s: float = 120.0, insecure: bool = False) -> None:
+    """One one-token chat completion, the kind of request every level sends: a server that
+    refuses them (a model without a chat template answers 400) is named with its own answer
+    before a level's worth of requests errors (EndpointDown)."""
+    context = ssl._create_unverified_context() if insecure else None
+    body = {"model": model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
+    request = urllib.request.Request(
+        f"{target.rstrip('/')}/v1/chat/completions", data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s, context=context) as reply:
+            answer = json.load(reply)
+    except urllib.error.HTTPError as error:
+        detail = error.read().decode(errors="replace")[:300]
+        raise EndpointDown(
+            f"{target} refused a chat completion (what every level sends): HTTP {error.code}: "
+            f"{detail}"
+        ) from None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise EndpointDown(f"{target} did not answer a chat completion: {error}") from None
+    if not isinstance(answer, dict) or not answer.get("choices"):
+        raise EndpointDown(f"{target} answered a chat completion without choices: {answer!r:.200}")
+
+
 def _transient(bounded_by: str) -> dict[str, Any]:
     return {"percent": TRANSIENT_SHARE, "mode": "duration" if bounded_by == "seconds" else
             "requests"}  # fmt: skip
