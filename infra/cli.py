@@ -357,6 +357,11 @@ def local_up(
             f"[bold red]local stack failed[/]: {error}\nevery process it started is stopped"
         )
         raise typer.Exit(EXIT_STEP_FAILED) from None
+    except Exception:
+        # Exit 1 means "the gate failed": an unexpected error must not read as a verdict.
+        errors.print_exception()
+        errors.print("[bold red]local stack failed[/]: every process it started is stopped")
+        raise typer.Exit(EXIT_STEP_FAILED) from None
     model_info = summary["model"]
     if model_info["random_weights"]:
         console.print(

@@ -104,3 +104,20 @@ def test_stacks_are_read_from_the_project_the_user_stands_in(tmp_path, monkeypat
     explicit = runner.invoke(app, ["plan", "--stack", "local", "--stacks-dir",
                                    str(copy / "stacks")])  # fmt: skip
     assert explicit.exit_code == 0, explicit.output
+
+
+def test_an_unexpected_error_in_local_up_is_a_failed_step_not_a_failed_gate(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`local up` exits 1 only when the gate failed; a crash (an uncaught exception would exit
+    1 too) is a failed step, exit 2, with its traceback."""
+    from infra.cli import EXIT_GATE_FAILED, EXIT_STEP_FAILED
+    from infra.local import stack
+
+    def crash(self: stack.LocalStack) -> dict:
+        raise RuntimeError("milvus went away")
+
+    monkeypatch.setattr(stack.LocalStack, "up", crash)
+    result = runner.invoke(app, ["local", "up", "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == EXIT_STEP_FAILED != EXIT_GATE_FAILED
+    assert "milvus went away" in result.output and "local stack failed" in result.output
