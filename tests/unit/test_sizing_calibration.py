@@ -269,8 +269,10 @@ def test_the_plans_capacity_at_the_slo_is_within_15_percent_of_the_gates() -> No
     within = [c for c, lv in levels.items() if lv["ttft_ms"]["p95"] <= 2000
               and lv["itl_ms"]["p95"] <= 50]  # fmt: skip
     assert plan.capacity_concurrency == pytest.approx(max(within), rel=0.15)
+    # The gate itself holds the measured capacity to the issue's ±15 %, not a looser bound.
+    assert plan.capacity_tolerance == 0.15
     assert plan.capacity_requests_per_s == pytest.approx(
-        levels[max(within)]["requests_per_s"], rel=0.15
+        levels[max(within)]["requests_per_s"], rel=plan.capacity_tolerance
     )
     # The repeats ran the plan's load per replica (the plan file they read was written before
     # the re-fit: capacity 113 then, 125-127 now, both within 15 % of the 112 measured).
