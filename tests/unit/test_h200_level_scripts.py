@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu" / "h200"
+from benchmarks.gpu.h200.summary import SCRIPTS
 
 # Writes $OUT/LABEL/gate.json as the gate does: met below 120 streams, missed from 120 on,
 # refused (a steady-state refusal, no latency verdict) at 99.

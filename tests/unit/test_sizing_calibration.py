@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.gpu.h200.summary import knobs_of
+from benchmarks.gpu.h200.summary import GATE, SCRIPTS, knobs_of
 from infra.catalog import ACCELERATORS, MODEL_PRESETS
 from infra.load_model import capacity_at_slo, served_knobs, simulate
 from infra.plan import build_plan
@@ -168,7 +168,7 @@ def test_the_plans_step_with_the_stacks_vllm_plugin_meets_the_worst_gap_target()
 
 # --- capacity at the SLO: the scheduler simulation against the product's gate on an H200 ----
 
-H200_GATE = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "gpu_h200_gate"
+H200_GATE = GATE  # the committed gate reports the H200 summary reads
 H200_KNOBS = ServingKnobs("fp8", "fp8", 0.92, 1, 8192, 2048, 423, True, True)
 PROD_RAG = Workload(256, 256, 6144, 384, 0.0)
 
@@ -284,7 +284,6 @@ def test_the_plans_capacity_at_the_slo_is_within_15_percent_of_the_gates() -> No
 # --- the bracket at prod's shape (2026-12-03): the plan's capacity, and stock's, gate-measured ---
 
 BRACKET = H200_GATE / "prod-shape-bracket"
-H200_SCRIPTS = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu" / "h200"
 
 
 def test_the_plans_capacity_at_the_slo_is_the_gates_boundary() -> None:
@@ -320,7 +319,7 @@ def test_the_device_plans_say_their_server_has_random_weights(tmp_path: Path) ->
     report does (the reports of 2026-12-02/03 say `random_weights: false`: written before)."""
     from benchmarks.gpu.h200.plans import write
 
-    assert "--load-format dummy" in (H200_SCRIPTS / "serve.sh").read_text()
+    assert "--load-format dummy" in (SCRIPTS / "serve.sh").read_text()
     write(tmp_path)
     plans = sorted(tmp_path.glob("*.json"))
     assert len(plans) == 8

@@ -35,7 +35,9 @@ from workloads.contract import (
     target_runs,
 )
 
-RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "results"
+# The device scripts (serve.sh, gate.sh, session.sh …) live beside this file.
+SCRIPTS = Path(__file__).resolve().parent
+RESULTS = SCRIPTS.parents[1] / "results"
 GATE = RESULTS / "gpu_h200_gate"
 TTFT_TARGET_MS, ITL_TARGET_MS = 2000.0, 50.0
 # prod's stack price per GPU-hour (stacks/Pulumi.prod.yaml `leanrag:cost`), as the plans state.
