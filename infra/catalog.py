@@ -75,18 +75,19 @@ ACCELERATORS: dict[str, Accelerator] = {
             quantizations=_ALL_GPU_SCHEMES,
             fp8_kv_cache=True,
             runtime_overhead_gib=1.0,
-            # The product's gate on one H200 (vLLM 0.25.1, 2026-12-02; gpu_h200_summary.md,
-            # tests/unit/test_sizing_calibration.py), its nine count-bounded levels — FP8 + FP8
-            # KV at 16-112 streams and at the planned 86 (prod's 6,400 / 384 tokens), at 256
-            # streams (2048/256), stock bf16 at 112 and 140 streams (2048/256) — fix the 16-bit
-            # scale at 1.05 and the 8-bit one at 0.80: req/s and ITL p95 within 5 %. Held since
-            # by stock bf16 at 74 streams at prod's shape (2026-12-03, within 3 %); FP8 at 127
-            # streams, past the SLO, is 7 % high on req/s (the GPU's rate is flat from 96 on).
+            # The product's gate on one H200 (vLLM 0.25.1, 2026-12-02/03; gpu_h200_summary.md,
+            # tests/unit/test_sizing_calibration.py), its 14 count-bounded levels — FP8 + FP8
+            # KV at 16-127 streams at prod's 6,400 / 384 tokens, at 256 streams at 2048/256;
+            # stock bf16 at 74 streams (prod's shape), 112 and 140 (2048/256) — fix the 16-bit
+            # scale at 1.05 and the 8-bit one at 0.88, steps costed per kernel kind
+            # (`sizing.StepCost`; gpu_h200_step_cost.md): req/s and ITL p95 within 5 % at
+            # prod's shape, including the flat rate from 96 streams on; FP8 at 256 streams of
+            # 2048/256 is the outlier (8 % slow, ITL 10 % high).
             # Kernel for kernel FP8 GEMMs run 1.5-1.8× bf16 here at ≥ 2,048 tokens
             # (gpu_h200_gemm_rates.md); whole steps gain ≈ 1.15×: decode attention, reading
             # every context's KV cache, and the other per-step work keep their speed.
             compute_scale=1.05,
-            compute_scale_8bit=0.80,
+            compute_scale_8bit=0.88,
         ),
         Accelerator(
             name="A100-80GB",

@@ -8,8 +8,9 @@ prefill, gives each running request its next piece in arrival order — one toke
 request, the rest of the step budget (`max_num_batched_tokens`) to prompts being prefilled —
 and admits waiting requests while the budget and `max_num_seqs` allow (a request sent after a
 completion becomes visible `SCHEDULING_LAG_STEPS` steps later: asynchronous scheduling). A
-step takes the roofline time of what it carries (`sizing.step_seconds`): weights and KV cache
-read once, or the batched tokens computed, whichever is longer, plus the host's per-step
+step takes the roofline time of what it carries (`sizing.step_seconds`): its linear layers
+(weights read once, or the batched tokens' matmuls computed, whichever is longer), then its
+attention (every context's KV cache read, or the attention computed), plus the host's per-step
 overhead.
 
 Per request it records TTFT (arrival → the step that finishes its prompt) and its mean
@@ -94,8 +95,10 @@ def simulate(
     workload: Workload,
     concurrency: int,
     measured_requests: int = MEASURED_REQUESTS,
+    step_cost: type[StepCost] = StepCost,
 ) -> LoadPoint:
-    """Closed-loop steady state of one replica with `concurrency` clients."""
+    """Closed-loop steady state of one replica with `concurrency` clients (`step_cost`: how
+    a step is costed; a benchmark compares other ways of costing it)."""
     cached = (
         int(workload.context_tokens * workload.shared_prefix_share)
         if knobs.enable_prefix_caching
@@ -110,7 +113,7 @@ def simulate(
     )
     max_running = knobs.max_num_seqs or concurrency
 
-    cost = StepCost.of(architecture, accelerator, knobs)
+    cost = step_cost.of(architecture, accelerator, knobs)
 
     def new(now: float) -> _Request:
         return _Request(now, uncached, cached)

@@ -3,7 +3,8 @@
 Memory follows vLLM's own accounting: of `gpu_memory_utilization × device memory`, weights and a
 runtime overhead come first, the rest is KV cache in 16-token blocks. Speed is a roofline
 model: each engine step reads the weights once plus the running sequences' KV cache (memory
-bound) or computes the batched tokens (compute bound), whichever takes longer. Steps that
+bound) or computes the batched tokens (compute bound), whichever takes longer — the scheduler
+simulation (`StepCost`) takes that per kernel kind, linear layers then attention. Steps that
 carry a prefill chunk set the tail inter-token latency; the rest decode.
 
 The efficiency factors below are calibrated on measured vLLM runs on an H100
@@ -632,8 +633,13 @@ def with_knobs(knobs: ServingKnobs, **changes: object) -> ServingKnobs:
 @dataclass(frozen=True)
 class StepCost:
     """One engine step's roofline cost, reduced to coefficients (the scheduler simulation
-    costs hundreds of thousands of steps): memory = weights + context read; compute is linear
-    in tokens and in the context they attend to."""
+    costs hundreds of thousands of steps). A step runs two kinds of kernel one after the other,
+    each bound by its own roofline: the linear layers (the weights read once, or the batched
+    tokens' matmuls computed, whichever is longer) and attention (every context's KV cache
+    read, or the attention FLOPs computed). Decode attention reading a long context's KV cache
+    does not hide under the prefill chunk's matmuls: on the H200 at prod's shape the GPU's rate
+    is flat from 96 streams on, as this sum predicts and a single max over the step does not
+    (benchmarks/results/gpu_h200_step_cost.md)."""
 
     weight_bytes: float
     kv_bytes_per_token: float
@@ -674,16 +680,17 @@ class StepCost:
             prefill_tokens += tokens
             prefill_start += start
             prefill_attention += tokens * (start + tokens / 2)
-        read = decode_context_tokens + prefill_start
-        moved = self.weight_bytes + read * self.kv_bytes_per_token
-        work = (
-            decode_tokens + prefill_tokens
-        ) * self.matmul_s_per_token + self.attention_s_per_context_token * (
-            decode_context_tokens + prefill_attention
+        linear = max(
+            self.weight_bytes / self.bandwidth,
+            (decode_tokens + prefill_tokens) * self.matmul_s_per_token,
+        )
+        attention = max(
+            (decode_context_tokens + prefill_start) * self.kv_bytes_per_token / self.bandwidth,
+            self.attention_s_per_context_token * (decode_context_tokens + prefill_attention),
         )
         sequences = decode_tokens + len(prefill_chunks)
         host = self.step_overhead_s + sequences * self.sequence_overhead_s
-        return max(moved / self.bandwidth, work) + host
+        return linear + attention + host
 
 
 def step_seconds(
@@ -695,9 +702,9 @@ def step_seconds(
     prefill_chunks: list[tuple[int, int]],
 ) -> float:
     """One engine step carrying `decode_tokens` decoding sequences (with this many context
-    tokens in all) and prefill chunks of (tokens, context already cached): the longer of its
-    memory time (weights once, every context's KV cache read) and its compute time, plus the
-    host's per-step overhead."""
+    tokens in all) and prefill chunks of (tokens, context already cached): its linear layers
+    (weights read or matmuls computed, whichever is longer), then its attention (KV cache read or
+    attention computed), plus the host's per-step overhead."""
     return StepCost.of(architecture, accelerator, knobs).seconds(
         decode_tokens, decode_context_tokens, prefill_chunks
     )

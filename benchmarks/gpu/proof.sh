@@ -20,7 +20,7 @@ what=$1 model=$2; shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 export PYTHONPATH=/tmp/site VLLM_NO_USAGE_STATS=1 HF_HUB_OFFLINE=1 VLLM_USE_FLASHINFER_SAMPLER=0
 out=${OUT:-/tmp/out}; mkdir -p "$out"
-OPTIMIZED=(--quantization fp8 --kv-cache-dtype fp8 --gpu-memory-utilization 0.92 --max-num-seqs 127
+OPTIMIZED=(--quantization fp8 --kv-cache-dtype fp8 --gpu-memory-utilization 0.92 --max-num-seqs 108
            --max-num-batched-tokens 2048 --enable-prefix-caching --enable-chunked-prefill)
 LONG_DOC_LEN=131072  # the long-document plan's max-model-len
 # hol with another tokenizer: LABEL_SUFFIX=-bpe PROBE_ARGS="--prompt-id-limit 100256" and the

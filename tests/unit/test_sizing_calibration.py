@@ -19,7 +19,7 @@ import pytest
 
 from benchmarks.gpu.h200.summary import GATE, SCRIPTS, knobs_of
 from infra.catalog import ACCELERATORS, MODEL_PRESETS
-from infra.load_model import capacity_at_slo, served_knobs, simulate
+from infra.load_model import capacity_at_slo, simulate
 from infra.plan import build_plan
 from infra.sizing import (
     ServingKnobs,
@@ -196,7 +196,19 @@ def test_simulation_matches_the_gate_on_the_h200(concurrency: int) -> None:
     assert point.requests_per_s == pytest.approx(measured["requests_per_s"], rel=0.05)
     assert point.itl_p95_ms == pytest.approx(measured["itl_ms"]["p95"], rel=0.15)
     # TTFT p50: the prompt's 2,048-token chunks plus the two steps scheduled ahead of it.
-    assert point.ttft_p50_ms == pytest.approx(measured["ttft_ms"]["p50"], rel=0.30)
+    if concurrency > 16:
+        assert point.ttft_p50_ms == pytest.approx(measured["ttft_ms"]["p50"], rel=0.30)
+
+
+def test_ttft_at_light_load_is_beyond_the_simulation() -> None:
+    """The model's known gap, held so that a fix shows: at 16 streams the gate measured a
+    longer median TTFT (412 ms) than at 32 and 64 (358, 344 ms); the simulation's TTFT only
+    grows with load (269 ms at 16), so it is 35 % short there."""
+    levels = h200_levels()
+    p50 = {c: levels[c]["ttft_ms"]["p50"] for c in (16, 32, 64)}
+    assert p50[16] > p50[32] > p50[64]
+    point = simulate(LLAMA_8B, ACCELERATORS["H200"], H200_KNOBS, PROD_RAG, 16)
+    assert 0.5 < point.ttft_p50_ms / p50[16] < 0.8
 
 
 def test_capacity_at_the_slo_on_the_h200_is_where_the_gate_found_it() -> None:
@@ -207,10 +219,10 @@ def test_capacity_at_the_slo_on_the_h200_is_where_the_gate_found_it() -> None:
     best = levels[max(within)]
     capacity = capacity_at_slo(LLAMA_8B, ACCELERATORS["H200"], H200_KNOBS, PROD_RAG, 2000, 50,
                                ceiling=423)  # fmt: skip
-    # Past ≈ 112 streams the 2048-token steps carry all the prefill they can: ITL stops rising
-    # (49.1 ms measured at 112, 49.0 simulated from 120 on) and new prompts queue — TTFT sets
-    # the capacity.
-    assert capacity.limited_by == "ttft"
+    # Past ≈ 112 streams the 2048-token steps carry all the prefill they can and every extra
+    # decoding stream's KV cache is read in every step: ITL p95 crosses 50 ms first (the gate
+    # at 127: 52.1 ms, and TTFT p95 2,037 ms, both missed by < 5 %).
+    assert capacity.limited_by == "itl"
     assert capacity.point.itl_p95_ms == pytest.approx(best["itl_ms"]["p95"], rel=0.05)
     assert capacity.point.requests_per_s == pytest.approx(best["requests_per_s"], rel=0.15)
     assert capacity.point.concurrency == pytest.approx(max(within), rel=0.15)
@@ -287,31 +299,38 @@ BRACKET = H200_GATE / "prod-shape-bracket"
 
 
 def test_the_plans_capacity_at_the_slo_is_the_gates_boundary() -> None:
-    """The plan as it is now (2048-token steps, max-num-seqs 127) predicts 127 streams; the gate
-    at 127 missed both targets by < 5 % (TTFT p95 2,037 ms, ITL p95 52.1 ms) and met them at
-    112: the capacity lies in [112, 127), the prediction within 15 % of either end."""
+    """The plan of 2026-12-03 (2048-token steps, max-num-seqs 127; steps costed as one max)
+    predicted 127 streams; the gate at 127 missed both targets by < 5 % (TTFT p95 2,037 ms,
+    ITL p95 52.1 ms) and met them at 112: the capacity lies in [112, 127). The plan now (steps
+    costed per kernel kind) predicts 109 streams on its ITL-fitted 1,792-token steps, and the
+    same model puts the measured 2048-token profile level with them: 112 streams."""
     from benchmarks.gpu.h200.plans import h200_config
 
     planned = build_plan(h200_config("rag"), "prod-h200-rag")
     plan = planned.gate.one_replica()
     ran = json.loads((BRACKET / "opt-c127" / "plan.json").read_text())["gate"]
-    assert ran["capacity_concurrency"] == plan.capacity_concurrency
-    # The server ran exactly the plan's knobs, started for its capacity.
-    served = served_knobs(planned.sizing.replica.knobs, plan.capacity_concurrency)
-    assert knobs_of(BRACKET / "opt-c127" / "server.args") == served
+    assert ran["capacity_concurrency"] == 127
     over = only_level(BRACKET / "opt-c127" / "gate.json", 6400, 384)
-    assert over["concurrency"] == plan.capacity_concurrency
+    assert over["concurrency"] == 127
     assert over["ttft_ms"]["p95"] > 2000 or over["itl_ms"]["p95"] > 50
     assert over["ttft_ms"]["p95"] <= 1.05 * 2000 and over["itl_ms"]["p95"] <= 1.05 * 50
     met = max(c for c, lv in h200_levels().items()
               if lv["ttft_ms"]["p95"] <= 2000 and lv["itl_ms"]["p95"] <= 50)  # fmt: skip
-    assert met < plan.capacity_concurrency <= 1.15 * met
-    # Past 96 streams the GPU's rate is flat (5.83, 5.85, 5.80 req/s at 96, 112, 127); the
-    # simulation still gains from bigger decode batches: 6.19 req/s and 49.0 ms ITL p95 at 127,
-    # 7 % over and 6 % under — its largest error on a count-bounded level at this shape.
-    point = simulate(LLAMA_8B, ACCELERATORS["H200"], served, PROD_RAG, over["concurrency"])
-    assert point.requests_per_s == pytest.approx(over["requests_per_s"], rel=0.08)
-    assert point.itl_p95_ms == pytest.approx(over["itl_ms"]["p95"], rel=0.08)
+    assert planned.sizing.replica.knobs.max_num_batched_tokens == 1792
+    assert plan.capacity_concurrency == pytest.approx(met, rel=0.05)
+    assert plan.capacity_concurrency < over["concurrency"]
+    measured_knobs = knobs_of(BRACKET / "opt-c127" / "server.args")
+    assert measured_knobs.max_num_batched_tokens == 2048
+    measured_profile = capacity_at_slo(LLAMA_8B, ACCELERATORS["H200"], measured_knobs, PROD_RAG,
+                                       2000, 50, ceiling=423)  # fmt: skip
+    assert measured_profile.point.concurrency == pytest.approx(met, rel=0.05)
+    # Past 96 streams the GPU's rate is flat (5.83, 5.85, 5.80 req/s at 96, 112, 127), and so is
+    # the simulation's (5.73 at 112, 5.80 at 127): a bigger decode batch gains nothing when
+    # every decoding stream's KV cache is read in every step. (Costed as one max per step it
+    # gained: 6.19 req/s at 127, 7 % over.)
+    point = simulate(LLAMA_8B, ACCELERATORS["H200"], measured_knobs, PROD_RAG, over["concurrency"])
+    assert point.requests_per_s == pytest.approx(over["requests_per_s"], rel=0.03)
+    assert point.itl_p95_ms == pytest.approx(over["itl_ms"]["p95"], rel=0.03)
 
 
 def test_the_device_plans_say_their_server_has_random_weights(tmp_path: Path) -> None:
@@ -358,16 +377,24 @@ def only_level(report: Path, prompt: int, output: int) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("report", "server"),
-    [("optimized-c256", "server-chat-optimized.args"), ("stock-c112", "server-chat-stock.args"),
-     ("stock-c140", "server-chat-stock.args")],
+    ("report", "server", "tolerance"),
+    # FP8 at 256 streams is the model's largest error on a steady-state level (8 % slow on
+    # req/s, ITL p95 10 % high): its 256 decoding streams' KV reads overlap the prefill's
+    # matmuls more on the GPU than two kernels run one after the other can
+    # (gpu_h200_step_cost.md: costed as one max per step, 3 % and 4 %, but 7 % off at 127
+    # streams of prod's shape).
+    [("optimized-c256", "server-chat-optimized.args", 0.10),
+     ("stock-c112", "server-chat-stock.args", 0.06),
+     ("stock-c140", "server-chat-stock.args", 0.06)],
 )  # fmt: skip
-def test_simulation_matches_the_gate_at_2048_256(report: str, server: str) -> None:
+def test_simulation_matches_the_gate_at_2048_256(
+    report: str, server: str, tolerance: float
+) -> None:
     level = only_level(CHAT / f"{report}.json", 2048, 256)
     point = simulate(LLAMA_8B, ACCELERATORS["H200"], knobs_of(CHAT / server), CHAT_SHAPE,
                      level["concurrency"])  # fmt: skip
-    assert point.requests_per_s == pytest.approx(level["requests_per_s"], rel=0.06)
-    assert point.itl_p95_ms == pytest.approx(level["itl_ms"]["p95"], rel=0.06)
+    assert point.requests_per_s == pytest.approx(level["requests_per_s"], rel=tolerance)
+    assert point.itl_p95_ms == pytest.approx(level["itl_ms"]["p95"], rel=tolerance)
 
 
 def test_stock_ttft_tail_at_2048_256_is_beyond_the_simulation() -> None:
@@ -460,10 +487,11 @@ def test_the_summary_holds_every_level_to_the_gates_shape_rule(tmp_path: Path) -
 
 
 def test_the_plans_capacity_holds_against_every_run_of_its_boundary() -> None:
-    """All count-bounded runs of the plan's profile at its boundary (112 streams, prod's shape:
-    5.85, 5.81, 5.70 req/s over two days; ITL p95 49.1, 49.5, 50.4 ms) against the capacity the
-    plan states: the rate within the gate's ±15 %, and no run so far from the model that one of
-    them could fall outside it (the slowest run is 8 % under the prediction)."""
+    """All count-bounded runs of the 2048-token profile at its boundary (112 streams, prod's
+    shape: 5.85, 5.81, 5.70 req/s over two days; ITL p95 49.1, 49.5, 50.4 ms) against the
+    capacity the plan states (5.80 req/s on its 1,792-token steps): every run's rate within
+    2 % of it, well inside the gate's ±15 % (costed as one max per step the plan said 6.19:
+    the slowest run was 8 % under)."""
     from benchmarks.gpu.h200.plans import h200_config
     from benchmarks.gpu.h200.summary import levels
 
@@ -474,4 +502,24 @@ def test_the_plans_capacity_holds_against_every_run_of_its_boundary() -> None:
     for run in runs:
         ratio = run.requests_per_s / plan.capacity_requests_per_s
         assert abs(ratio - 1) <= plan.capacity_tolerance, run.report
+        assert ratio == pytest.approx(1, abs=0.03), run.report
         assert run.itl_p95_ms == pytest.approx(50, rel=0.05)  # the ITL target is what binds
+
+
+def test_steps_costed_per_kernel_kind_fit_the_gate_better_than_one_max() -> None:
+    """How the simulation costs a step, chosen by the committed gate levels: per kernel kind
+    (linear layers, then attention) at its best 8-bit scale — the catalog's — has the smaller
+    mean error over every steady-state level and the smaller worst error at prod's shape; one
+    max over the step is better only at 2048/256 with FP8 at 256 streams (held above)."""
+    from benchmarks.gpu.h200.step_cost import compare
+
+    result = compare()
+    kernel, whole = result["best"]["per kernel"], result["best"]["whole step"]
+    assert result["levels"] == 14
+    assert kernel["compute_scale_8bit"] == ACCELERATORS["H200"].compute_scale_8bit
+    assert kernel["mean_abs_error"] < whole["mean_abs_error"]
+    assert kernel["rag_max_abs_error"] < whole["rag_max_abs_error"] <= 0.07
+    assert kernel["rag_max_abs_error"] <= 0.05
+    # The committed comparison is this one (regenerate: python -m benchmarks.gpu.h200.step_cost).
+    committed = json.loads((H200_GATE.parent / "gpu_h200_step_cost.json").read_text())
+    assert committed == json.loads(json.dumps(result))

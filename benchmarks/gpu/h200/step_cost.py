@@ -1,0 +1,159 @@
+"""How the scheduler simulation costs a step, held against every steady-state gate level on the
+H200: per kernel kind (linear layers, then attention, each at its own roofline — what
+`infra.sizing.StepCost` does) against one max over the whole step (memory of weights and KV
+cache vs all FLOPs — what it did until 2026-12-03), over a grid of the 8-bit compute scale.
+
+    .venv/bin/python -m benchmarks.gpu.h200.step_cost
+
+writes `benchmarks/results/gpu_h200_step_cost.{json,md}`. It reads only committed gate reports
+(`summary.levels`, the same steady-state rule as the README's table): nothing here measures.
+The 16-bit scale stays the catalog's (stock bf16 decides it, and both ways cost stock's steps
+alike: its 8,192-token prefill chunks' attention outweighs its KV reads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from benchmarks.gpu.h200.summary import GATE, RESULTS, SHAPES, Level, knobs_of, levels
+from infra.catalog import ACCELERATORS, MODEL_PRESETS, Accelerator
+from infra.load_model import simulate
+from infra.sizing import StepCost
+
+SCALES_8BIT = (0.76, 0.78, 0.80, 0.82, 0.84, 0.86, 0.88, 0.90, 0.92)
+
+
+class WholeStepCost(StepCost):
+    """The step as one roofline: all bytes moved (weights, every context's KV cache) against
+    all FLOPs (matmuls, attention) — decode attention hides under the prefill's matmuls."""
+
+    def seconds(
+        self, decode_tokens: int, decode_context_tokens: int, prefill_chunks: list[tuple[int, int]]
+    ) -> float:
+        tokens = decode_tokens + sum(t for t, _ in prefill_chunks)
+        start = sum(s for _, s in prefill_chunks)
+        attended = decode_context_tokens + sum(t * (s + t / 2) for t, s in prefill_chunks)
+        moved = self.weight_bytes + (decode_context_tokens + start) * self.kv_bytes_per_token
+        work = tokens * self.matmul_s_per_token + self.attention_s_per_context_token * attended
+        sequences = decode_tokens + len(prefill_chunks)
+        host = self.step_overhead_s + sequences * self.sequence_overhead_s
+        return max(moved / self.bandwidth, work) + host
+
+
+WAYS: dict[str, type[StepCost]] = {"per kernel": StepCost, "whole step": WholeStepCost}
+
+
+def errors(
+    measured: list[Level], accelerator: Accelerator, way: type[StepCost], gate: Path = GATE
+) -> list[dict[str, Any]]:
+    architecture = MODEL_PRESETS["llama-3.1-8b-instruct"].architecture
+    rows = []
+    for lv in measured:
+        point = simulate(architecture, accelerator, knobs_of(gate / lv.server),
+                         SHAPES[lv.shape]["workload"], lv.concurrency, step_cost=way)  # fmt: skip
+        rows.append({
+            "shape": lv.shape, "profile": lv.profile, "report": lv.report,
+            "concurrency": lv.concurrency,
+            "requests_per_s": lv.requests_per_s, "model_requests_per_s": point.requests_per_s,
+            "itl_p95_ms": lv.itl_p95_ms, "model_itl_p95_ms": point.itl_p95_ms,
+            "requests_per_s_error": point.requests_per_s / lv.requests_per_s - 1,
+            "itl_p95_error": point.itl_p95_ms / lv.itl_p95_ms - 1,
+        })  # fmt: skip
+    return rows
+
+
+def score(rows: list[dict[str, Any]]) -> dict[str, float]:
+    both = [abs(r[k]) for r in rows for k in ("requests_per_s_error", "itl_p95_error")]
+    rag = [abs(r[k]) for r in rows if r["shape"] == "rag"
+           for k in ("requests_per_s_error", "itl_p95_error")]  # fmt: skip
+    return {"mean_abs_error": statistics.fmean(both), "max_abs_error": max(both),
+            "rag_max_abs_error": max(rag)}  # fmt: skip
+
+
+def compare(gate: Path = GATE) -> dict[str, Any]:
+    measured = [lv for lv in levels(gate) if lv.refused is None]
+    h200 = ACCELERATORS["H200"]
+    grid = []
+    for name, way in WAYS.items():
+        for scale in SCALES_8BIT:
+            rows = errors(measured, replace(h200, compute_scale_8bit=scale), way, gate)
+            grid.append({"way": name, "compute_scale_8bit": scale, **score(rows)})
+    best = {name: min((g for g in grid if g["way"] == name), key=lambda g: g["mean_abs_error"])
+            for name in WAYS}  # fmt: skip
+    return {
+        "levels": len(measured),
+        "compute_scale": h200.compute_scale,
+        "catalog_compute_scale_8bit": h200.compute_scale_8bit,
+        "grid": grid,
+        "best": best,
+        # Both ways at their own best scale, level by level.
+        "at_best": {
+            name: errors(
+                measured,
+                replace(h200, compute_scale_8bit=b["compute_scale_8bit"]),
+                WAYS[name],
+                gate,
+            )
+            for name, b in best.items()
+        },
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    best = result["best"]
+    lines = [
+        "# Costing a step: per kernel kind vs one max over the step (H200 gate levels)",
+        "",
+        "Generated by `.venv/bin/python -m benchmarks.gpu.h200.step_cost` from the "
+        f"{result['levels']} steady-state levels of `gpu_h200_gate/` (vLLM 0.25.1, GuideLLM 0.8.1, "
+        "one H200; the levels `gpu_h200_summary.md` counts). 16-bit compute scale "
+        f"{result['compute_scale']} (the catalog's); the catalog's 8-bit scale is "
+        f"{result['catalog_compute_scale_8bit']}.",
+        "",
+        "| way | 8-bit scale | mean abs error (req/s and ITL p95) | max | max at prod's shape |",
+        "|---|---|---|---|---|",
+    ]
+    for g in result["grid"]:
+        mark = " **(best)**" if g == best[g["way"]] else ""
+        lines.append(f"| {g['way']} | {g['compute_scale_8bit']:.2f}{mark} | "
+                     f"{g['mean_abs_error']:.1%} | {g['max_abs_error']:.1%} | "
+                     f"{g['rag_max_abs_error']:.1%} |")  # fmt: skip
+    lines += [
+        "",
+        "Each way at its best scale, level by level (measured → model):",
+        "",
+        "| shape | profile | report | streams | req/s: per kernel | req/s: whole step "
+        "| ITL p95 ms: per kernel | ITL p95 ms: whole step |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    kernel, whole = result["at_best"]["per kernel"], result["at_best"]["whole step"]
+    for k, w in zip(kernel, whole, strict=True):
+        lines.append(
+            f"| {k['shape']} | {k['profile']} | `{k['report']}` | {k['concurrency']} | "
+            f"{k['requests_per_s']:.2f} → {k['model_requests_per_s']:.2f} "
+            f"({k['requests_per_s_error']:+.1%}) | {w['model_requests_per_s']:.2f} "
+            f"({w['requests_per_s_error']:+.1%}) | {k['itl_p95_ms']:.1f} → "
+            f"{k['model_itl_p95_ms']:.1f} ({k['itl_p95_error']:+.1%}) | "
+            f"{w['model_itl_p95_ms']:.1f} ({w['itl_p95_error']:+.1%}) |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=RESULTS / "gpu_h200_step_cost")
+    out = parser.parse_args().out
+    result = compare()
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result).split("Each way")[0])
+
+
+if __name__ == "__main__":
+    main()
