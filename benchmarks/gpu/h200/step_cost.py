@@ -23,7 +23,12 @@ from typing import Any
 from benchmarks.gpu.h200.summary import GATE, RESULTS, SHAPES, Level, knobs_of, levels
 from infra.catalog import ACCELERATORS, MODEL_PRESETS, Accelerator
 from infra.load_model import simulate
-from infra.sizing import StepCost
+from infra.sizing import (
+    StepCost,
+    Workload,
+    attention_flops_per_token,
+    matmul_flops_per_token,
+)
 
 SCALES_8BIT = (0.76, 0.78, 0.80, 0.82, 0.84, 0.86, 0.88, 0.90, 0.92)
 
@@ -46,6 +51,80 @@ class WholeStepCost(StepCost):
 
 
 WAYS: dict[str, type[StepCost]] = {"per kernel": StepCost, "whole step": WholeStepCost}
+
+
+def ledger(totals: dict[str, float]) -> type[StepCost]:
+    """`StepCost` that also adds each step's time, by what bounds it, into `totals`."""
+
+    class Ledger(StepCost):
+        def seconds(
+            self,
+            decode_tokens: int,
+            decode_context_tokens: int,
+            prefill_chunks: list[tuple[int, int]],
+        ) -> float:
+            total = super().seconds(decode_tokens, decode_context_tokens, prefill_chunks)
+            tokens = decode_tokens + sum(t for t, _ in prefill_chunks)
+            matmuls = tokens * self.matmul_s_per_token
+            weights = self.weight_bytes / self.bandwidth
+            start = sum(s for _, s in prefill_chunks)
+            reads = (decode_context_tokens + start) * self.kv_bytes_per_token / self.bandwidth
+            attended = decode_context_tokens + sum(t * (s + t / 2) for t, s in prefill_chunks)
+            flops = self.attention_s_per_context_token * attended
+            parts = {
+                "matmuls": matmuls if matmuls >= weights else 0.0,
+                "weight reads": weights if weights > matmuls else 0.0,
+                "KV-cache reads": reads if reads >= flops else 0.0,
+                "attention FLOPs": flops if flops > reads else 0.0,
+            }
+            parts["host"] = total - sum(parts.values())
+            for name, seconds in parts.items():
+                totals[name] = totals.get(name, 0.0) + seconds
+            totals["matmuls at any bound"] = totals.get("matmuls at any bound", 0.0) + matmuls
+            return total
+
+    return Ledger
+
+
+# (label, plan file or server arguments under gpu_h200_gate/, streams)
+BREAKDOWNS = [
+    ("the 2,048-token profile at its boundary", "prod-shape-bracket/opt-c127/server.args", 112),
+    ("stock vLLM at its boundary", "prod-shape-bracket/stock-c74/server.args", 74),
+]
+
+
+def breakdown(server: Path, concurrency: int) -> dict[str, Any]:
+    """Where one replica's time goes in the simulated steady state at prod's shape, and the
+    rate its matmuls alone allow (everything else free) — each lever's ceiling."""
+    totals: dict[str, float] = {}
+    workload = SHAPES["rag"]["workload"]
+    point = simulate(MODEL_PRESETS["llama-3.1-8b-instruct"].architecture, ACCELERATORS["H200"],
+                     knobs_of(server), workload, concurrency, step_cost=ledger(totals))  # fmt: skip
+    matmuls = totals.pop("matmuls at any bound")
+    elapsed = sum(totals.values())
+    per_request_s = matmuls / elapsed / point.requests_per_s
+    return {
+        "concurrency": concurrency,
+        "requests_per_s": point.requests_per_s,
+        "shares": {name: seconds / elapsed for name, seconds in totals.items()},
+        "matmul_only_requests_per_s": 1 / per_request_s,
+        "roofline_requests_per_s": roofline_requests_per_s(workload),
+    }
+
+
+def roofline_requests_per_s(workload: Workload) -> float:
+    """One request's FLOPs at the H200 datasheet's dense peaks: matmuls at FP8 (1,979 TFLOP/s),
+    attention at bf16 (989): every prompt token attends to those before it, every output token
+    to the prompt and the outputs before it."""
+    architecture = MODEL_PRESETS["llama-3.1-8b-instruct"].architecture
+    h200 = ACCELERATORS["H200"]
+    prompt, output = workload.prompt_tokens, workload.output_tokens
+    matmuls = (prompt + output) * matmul_flops_per_token(architecture)
+    attention = attention_flops_per_token(architecture, prompt / 2) * prompt + (
+        attention_flops_per_token(architecture, prompt + output / 2) * output
+    )
+    assert h200.fp8_tflops is not None
+    return 1 / (matmuls / (h200.fp8_tflops * 1e12) + attention / (h200.bf16_tflops * 1e12))
 
 
 def errors(
@@ -91,6 +170,9 @@ def compare(gate: Path = GATE) -> dict[str, Any]:
         "catalog_compute_scale_8bit": h200.compute_scale_8bit,
         "grid": grid,
         "best": best,
+        "breakdowns": {
+            label: breakdown(gate / server, streams) for label, server, streams in BREAKDOWNS
+        },
         # Both ways at their own best scale, level by level.
         "at_best": {
             name: errors(
@@ -141,6 +223,27 @@ def markdown(result: dict[str, Any]) -> str:
             f"{k['model_itl_p95_ms']:.1f} ({k['itl_p95_error']:+.1%}) | "
             f"{w['model_itl_p95_ms']:.1f} ({w['itl_p95_error']:+.1%}) |"
         )
+    lines += [
+        "",
+        "Where a replica's time goes at prod's shape (6,400 / 384), simulated steady state with "
+        "the catalog's scales — each step's time by what bounds each of its kernel kinds; "
+        "*matmuls alone* is the rate if everything but the matmuls were free, against the "
+        "datasheet roofline of one request's FLOPs (matmuls at FP8, attention at bf16 peak: "
+        f"{next(iter(result['breakdowns'].values()))['roofline_requests_per_s']:.1f} req/s):",
+        "",
+        "| run | streams | req/s | matmuls | KV-cache reads | attention FLOPs | weight reads "
+        "| host | matmuls alone, req/s (of the roofline) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, b in result["breakdowns"].items():
+        share = b["shares"]
+        lines.append(
+            f"| {label} | {b['concurrency']} | {b['requests_per_s']:.2f} | "
+            + " | ".join(f"{share.get(k, 0.0):.0%}" for k in
+                         ("matmuls", "KV-cache reads", "attention FLOPs", "weight reads", "host"))
+            + f" | {b['matmul_only_requests_per_s']:.2f} "
+            f"({b['matmul_only_requests_per_s'] / b['roofline_requests_per_s']:.0%}) |"
+        )  # fmt: skip
     lines.append("")
     return "\n".join(lines)
 
