@@ -28,6 +28,7 @@ from infra.sizing import (
     replica_speed,
     size_deployment,
     size_replica,
+    step_seconds,
     stock_knobs,
     weight_bytes,
     with_knobs,
@@ -191,6 +192,28 @@ def test_decode_ceiling_batch_1_from_bandwidth() -> None:
     # (16.06 GB weights + 2,176 tokens × 128 KiB) / (3,350 GB/s × 0.8) = 6.099 ms → 164 tok/s.
     seconds = memory_step_seconds(LLAMA_8B, H100, knobs(), 1, 2176)
     assert 1 / seconds == pytest.approx(163.96, abs=0.01)
+
+
+def test_a_mixed_step_pays_its_matmuls_and_its_kv_reads_one_after_the_other() -> None:
+    """The simulation's step on an H200 (FP8 weights and KV; 16-bit scale 1.05, 8-bit 0.88):
+    100 decoding streams holding 660,000 context tokens, plus one 2,048-token prefill chunk."""
+    h200 = ACCELERATORS["H200"]
+    fp8 = ServingKnobs("fp8", "fp8", 0.92, 1, 8192, 2048, 423, True, True)
+    # Linear layers: 2 × (8,030,261,248 − 128,256 × 4,096) = 15.0098 GFLOP per token, at
+    # 1,979 TFLOP/s × 0.45 × 0.88 = 783.68 TFLOP/s → 19.153 µs per token; 2,148 tokens → 41.141
+    # ms (the 8.5 GB of weights read take ~2 ms: compute bound).
+    linear = 2148 * 15.009849344e9 / (1979e12 * 0.45 * 0.88)
+    # Attention: 660,000 tokens × 64 KiB (FP8 KV) = 43.25 GB at 4,800 GB/s × 0.8 → 11.264 ms;
+    # its FLOPs (4 × 32 × 4,096 per context token: 660,000 + 2,048 × 1,024 at 623 TFLOP/s)
+    # take 2.3 ms: memory bound.
+    attention = 660_000 * 65536 / (4800e9 * 0.8)
+    assert linear + attention == pytest.approx(0.052405, rel=1e-4)
+    mixed = step_seconds(LLAMA_8B, h200, fp8, 100, 660_000, [(2048, 0)])
+    assert mixed == pytest.approx(linear + attention, rel=1e-6)
+    # The KV reads do not hide under the matmuls: the mixed step costs more than either part.
+    decode_only = step_seconds(LLAMA_8B, h200, fp8, 100, 660_000, [])
+    prefill_only = step_seconds(LLAMA_8B, h200, fp8, 0, 0, [(2048, 0)])
+    assert mixed > max(decode_only, prefill_only) + 0.5 * min(decode_only, prefill_only)
 
 
 def test_bigger_batches_are_slower_per_step_but_faster_overall() -> None:
