@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from infra.catalog import GIB, Accelerator, ModelArchitecture, embedding_parameter_count
 
@@ -671,26 +671,44 @@ class StepCost:
             sequence_overhead_s=accelerator.sequence_overhead_ms / 1e3,
         )
 
-    def seconds(
+    def terms(
         self, decode_tokens: int, decode_context_tokens: int, prefill_chunks: list[tuple[int, int]]
-    ) -> float:
+    ) -> StepTerms:
+        """The step's time by what could bound it: each kernel kind's two rooflines, and the
+        host's share."""
         prefill_tokens = prefill_start = 0
         prefill_attention = 0.0
         for tokens, start in prefill_chunks:
             prefill_tokens += tokens
             prefill_start += start
             prefill_attention += tokens * (start + tokens / 2)
-        linear = max(
-            self.weight_bytes / self.bandwidth,
-            (decode_tokens + prefill_tokens) * self.matmul_s_per_token,
-        )
-        attention = max(
-            (decode_context_tokens + prefill_start) * self.kv_bytes_per_token / self.bandwidth,
-            self.attention_s_per_context_token * (decode_context_tokens + prefill_attention),
-        )
         sequences = decode_tokens + len(prefill_chunks)
-        host = self.step_overhead_s + sequences * self.sequence_overhead_s
-        return linear + attention + host
+        return StepTerms(
+            matmuls=(decode_tokens + prefill_tokens) * self.matmul_s_per_token,
+            weight_reads=self.weight_bytes / self.bandwidth,
+            kv_reads=(decode_context_tokens + prefill_start)
+            * self.kv_bytes_per_token
+            / self.bandwidth,
+            attention_flops=self.attention_s_per_context_token
+            * (decode_context_tokens + prefill_attention),
+            host=self.step_overhead_s + sequences * self.sequence_overhead_s,
+        )
+
+    def seconds(
+        self, decode_tokens: int, decode_context_tokens: int, prefill_chunks: list[tuple[int, int]]
+    ) -> float:
+        t = self.terms(decode_tokens, decode_context_tokens, prefill_chunks)
+        return max(t.matmuls, t.weight_reads) + max(t.kv_reads, t.attention_flops) + t.host
+
+
+class StepTerms(NamedTuple):
+    """One step's candidate times in seconds (`StepCost.terms`)."""
+
+    matmuls: float
+    weight_reads: float
+    kv_reads: float
+    attention_flops: float
+    host: float
 
 
 def step_seconds(

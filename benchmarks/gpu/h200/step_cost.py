@@ -40,21 +40,16 @@ class WholeStepCost(StepCost):
     def seconds(
         self, decode_tokens: int, decode_context_tokens: int, prefill_chunks: list[tuple[int, int]]
     ) -> float:
-        tokens = decode_tokens + sum(t for t, _ in prefill_chunks)
-        start = sum(s for _, s in prefill_chunks)
-        attended = decode_context_tokens + sum(t * (s + t / 2) for t, s in prefill_chunks)
-        moved = self.weight_bytes + (decode_context_tokens + start) * self.kv_bytes_per_token
-        work = tokens * self.matmul_s_per_token + self.attention_s_per_context_token * attended
-        sequences = decode_tokens + len(prefill_chunks)
-        host = self.step_overhead_s + sequences * self.sequence_overhead_s
-        return max(moved / self.bandwidth, work) + host
+        t = self.terms(decode_tokens, decode_context_tokens, prefill_chunks)
+        return max(t.weight_reads + t.kv_reads, t.matmuls + t.attention_flops) + t.host
 
 
 WAYS: dict[str, type[StepCost]] = {"per kernel": StepCost, "whole step": WholeStepCost}
 
 
 def ledger(totals: dict[str, float]) -> type[StepCost]:
-    """`StepCost` that also adds each step's time, by what bounds it, into `totals`."""
+    """`StepCost` that also adds each step's time, by what bounds each kernel kind, into
+    `totals` (and the matmuls' own time, whatever bounds them, as "matmuls at any bound")."""
 
     class Ledger(StepCost):
         def seconds(
@@ -63,30 +58,23 @@ def ledger(totals: dict[str, float]) -> type[StepCost]:
             decode_context_tokens: int,
             prefill_chunks: list[tuple[int, int]],
         ) -> float:
-            total = super().seconds(decode_tokens, decode_context_tokens, prefill_chunks)
-            tokens = decode_tokens + sum(t for t, _ in prefill_chunks)
-            matmuls = tokens * self.matmul_s_per_token
-            weights = self.weight_bytes / self.bandwidth
-            start = sum(s for _, s in prefill_chunks)
-            reads = (decode_context_tokens + start) * self.kv_bytes_per_token / self.bandwidth
-            attended = decode_context_tokens + sum(t * (s + t / 2) for t, s in prefill_chunks)
-            flops = self.attention_s_per_context_token * attended
+            t = self.terms(decode_tokens, decode_context_tokens, prefill_chunks)
             parts = {
-                "matmuls": matmuls if matmuls >= weights else 0.0,
-                "weight reads": weights if weights > matmuls else 0.0,
-                "KV-cache reads": reads if reads >= flops else 0.0,
-                "attention FLOPs": flops if flops > reads else 0.0,
+                "matmuls": t.matmuls if t.matmuls >= t.weight_reads else 0.0,
+                "weight reads": t.weight_reads if t.weight_reads > t.matmuls else 0.0,
+                "KV-cache reads": t.kv_reads if t.kv_reads >= t.attention_flops else 0.0,
+                "attention FLOPs": t.attention_flops if t.attention_flops > t.kv_reads else 0.0,
+                "host": t.host,
+                "matmuls at any bound": t.matmuls,
             }
-            parts["host"] = total - sum(parts.values())
             for name, seconds in parts.items():
                 totals[name] = totals.get(name, 0.0) + seconds
-            totals["matmuls at any bound"] = totals.get("matmuls at any bound", 0.0) + matmuls
-            return total
+            return super().seconds(decode_tokens, decode_context_tokens, prefill_chunks)
 
     return Ledger
 
 
-# (label, plan file or server arguments under gpu_h200_gate/, streams)
+# (label, server arguments under gpu_h200_gate/, streams)
 BREAKDOWNS = [
     ("the 2,048-token profile at its boundary", "prod-shape-bracket/opt-c127/server.args", 112),
     ("stock vLLM at its boundary", "prod-shape-bracket/stock-c74/server.args", 74),
@@ -157,11 +145,11 @@ def score(rows: list[dict[str, Any]]) -> dict[str, float]:
 def compare(gate: Path = GATE) -> dict[str, Any]:
     measured = [lv for lv in levels(gate) if lv.refused is None]
     h200 = ACCELERATORS["H200"]
-    grid = []
+    grid, rows = [], {}
     for name, way in WAYS.items():
         for scale in SCALES_8BIT:
-            rows = errors(measured, replace(h200, compute_scale_8bit=scale), way, gate)
-            grid.append({"way": name, "compute_scale_8bit": scale, **score(rows)})
+            rows[name, scale] = errors(measured, replace(h200, compute_scale_8bit=scale), way, gate)
+            grid.append({"way": name, "compute_scale_8bit": scale, **score(rows[name, scale])})
     best = {name: min((g for g in grid if g["way"] == name), key=lambda g: g["mean_abs_error"])
             for name in WAYS}  # fmt: skip
     return {
@@ -174,15 +162,7 @@ def compare(gate: Path = GATE) -> dict[str, Any]:
             label: breakdown(gate / server, streams) for label, server, streams in BREAKDOWNS
         },
         # Both ways at their own best scale, level by level.
-        "at_best": {
-            name: errors(
-                measured,
-                replace(h200, compute_scale_8bit=b["compute_scale_8bit"]),
-                WAYS[name],
-                gate,
-            )
-            for name, b in best.items()
-        },
+        "at_best": {name: rows[name, b["compute_scale_8bit"]] for name, b in best.items()},
     }
 
 
