@@ -515,10 +515,11 @@ def test_steps_costed_per_kernel_kind_fit_the_gate_better_than_one_max() -> None
 
     result = compare()
     kernel, whole = result["best"]["per kernel"], result["best"]["whole step"]
-    assert result["levels"] == 14
+    assert result["levels"] == 16
     assert kernel["compute_scale_8bit"] == ACCELERATORS["H200"].compute_scale_8bit
     assert kernel["mean_abs_error"] < whole["mean_abs_error"]
-    assert kernel["rag_max_abs_error"] < whole["rag_max_abs_error"] <= 0.07
+    # one max over the step misses prod's shape by 7.4 % once the 1,792-token runs count
+    assert kernel["rag_max_abs_error"] < whole["rag_max_abs_error"] <= 0.08
     assert kernel["rag_max_abs_error"] <= 0.05
     # The committed comparison is this one (regenerate: python -m benchmarks.gpu.h200.step_cost).
     committed = json.loads((H200_GATE.parent / "gpu_h200_step_cost.json").read_text())
