@@ -69,8 +69,8 @@ class GatePlan:
 # --- how the gate bounds each load level (the plan sizes the gate Job's timeout from it) ----
 
 # Warm-up and cool-down: each this share of a level's requests (≥ one wave, as a level sends at
-# least 12 × its concurrency). GuideLLM also drops the requests that straddle either boundary,
-# so a level sends twice what it must measure plus four waves.
+# least 12 × its concurrency; the warm-up also the whole first wave: benchmark/window.py). A
+# level sends twice what it must measure plus four waves.
 TRANSIENT_SHARE = 1 / 8
 WAVES_MEASURED = 4
 # A closed-loop client keeps N streams busy less a turnaround per request (measured ≈ 12 ms

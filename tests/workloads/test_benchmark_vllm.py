@@ -15,6 +15,7 @@ import pytest
 from infra.local.processes import all_cores_but_last
 from workloads.benchmark.__main__ import main
 from workloads.benchmark.metrics import parse_report
+from workloads.benchmark.window import rewindow
 
 VLLM_PYTHON = os.environ.get("LEANRAG_VLLM_PYTHON", "")
 pytestmark = pytest.mark.skipif(
@@ -144,8 +145,9 @@ def test_gate_measures_real_vllm_by_count_and_searches_its_capacity(
     # the same levels — what comes back from a GPU machine.
     raw, trimmed = out / "guidellm-optimized-rag.json", out / "guidellm-optimized-rag-trimmed.json"
     assert trimmed.stat().st_size < raw.stat().st_size
-    levels = parse_report(json.loads(raw.read_text()))
+    levels = parse_report(rewindow(json.loads(raw.read_text())))
     assert parse_report(json.loads(trimmed.read_text())) == levels
+    assert levels[0].warmup_requests is not None and levels[0].window_refusal is None
     # The same measurement against a TTFT target below what was measured fails the gate.
     strict = _plan(tmp_path, ttft_p95_ms=level["ttft_ms"]["p95"] / 2)
     failed = main(["--plan", str(strict), "--target", vllm_server, "--out", str(tmp_path / "f"),

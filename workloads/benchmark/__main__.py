@@ -51,6 +51,7 @@ from workloads.benchmark.runner import (
     scenarios,
     search_profile,
 )
+from workloads.benchmark.window import rewindow
 from workloads.contract import (
     PROFILES,
     SEARCH_PROBES,
@@ -335,8 +336,9 @@ def _speed_probe(
 
 
 def _from_file(path: Path, targets: GatePlan) -> Run:
-    """A GuideLLM report judged after the fact: each level must still show its steady state."""
-    levels = tuple(parse_report(json.loads(path.read_text())))
+    """A GuideLLM report judged after the fact: each level must still show its steady state
+    (a raw report is measured over its steady windows, as the gate does when it runs)."""
+    levels = tuple(parse_report(rewindow(json.loads(path.read_text()))))
     bounds = tuple(level_bound(targets, level.concurrency or 1) for level in levels)
     return Run(path.stem, path, bounds, levels)
 

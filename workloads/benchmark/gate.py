@@ -190,9 +190,14 @@ def load_problems(
     """Every concurrency level that did not apply its load: fewer requests in flight on
     average than streams asked for (by more than APPLIED_LOAD_TOLERANCE) means the load
     generator held requests back. Latencies were then measured under less load than planned and
-    throughput understated, so nothing measured there is judged."""
+    throughput understated, so nothing measured there is judged. Nor is a level without a
+    steady window (too few requests finished to leave out its warm-up and cool-down), or one
+    whose window Little's law shows held a transient."""
     problems = []
     for level in run.levels:
+        if level.window_refusal:
+            problems.append(f"{level.window_refusal} ({label} {scenario})")
+            continue
         if not level.successful or not level.concurrency or level.in_flight_mean is None:
             continue
         problem = little_problem(level)

@@ -49,6 +49,10 @@ class LevelMetrics:
     dispatch_delay_ms: float = 0.0
     # Mean end-to-end latency of the measured requests (ms; None: the report does not say).
     e2e_mean_ms: float | None = None
+    # Requests left out as warm-up by the gate's steady window (window.py; None: GuideLLM's own
+    # window, as in reports written before it), or why no steady window could be set.
+    warmup_requests: int | None = None
+    window_refusal: str | None = None
 
     @property
     def error_rate(self) -> float:
@@ -100,6 +104,7 @@ def parse_report(report: dict[str, Any]) -> list[LevelMetrics]:
                 itl = _percentiles(metrics["inter_token_latency_ms"])
                 e2e = _percentiles(metrics["request_latency"], scale=1000.0)  # seconds → ms
             goodput = metrics.get("request_goodput")
+            window = benchmark.get("leanrag_window") or {}
             levels.append(
                 LevelMetrics(
                     strategy=strategy["type_"],
@@ -126,6 +131,8 @@ def parse_report(report: dict[str, Any]) -> list[LevelMetrics]:
                     e2e_mean_ms=1000.0 * _successful_mean(metrics["request_latency"])
                     if totals["successful"]
                     else None,
+                    warmup_requests=window.get("warmup_requests"),
+                    window_refusal=window.get("refused"),
                 )
             )
     except (KeyError, TypeError) as error:

@@ -1,11 +1,12 @@
 """Run GuideLLM with the plan's traffic: count-bounded load levels and a goodput search.
 
 Each load level runs until enough requests complete (at least `min_measured_requests` and four
-times its concurrency), with a warm-up and a cool-down of at least one wave each excluded by
-GuideLLM itself, and is bounded in time by the plan's predicted end-to-end latency so a broken
-server cannot hang the Job. The capacity at the SLO comes from GuideLLM's goodput profile: it
-doubles concurrency from the plan's predicted capacity until the latency objectives fail, then
-bisects; every probe is count-bounded the same way.
+times its concurrency), with a warm-up and a cool-down of at least one wave each left out of
+the window the gate places from the requests' timings (window.py), and is bounded in time by
+the plan's predicted end-to-end latency so a broken server cannot hang the Job. The capacity
+at the SLO comes from GuideLLM's goodput profile: it doubles concurrency from the plan's
+predicted capacity until the latency objectives fail, then bisects; every probe is
+count-bounded the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from workloads.benchmark.metrics import LevelMetrics, parse_report, trim_report
+from workloads.benchmark.window import rewindow
 from workloads.contract import (
     SEARCH_PROBES,
     SEARCH_TOLERANCE,
@@ -266,7 +268,9 @@ def run_guidellm(
     log.write_text(completed.stdout + completed.stderr)
     if completed.returncode != 0 or not raw.is_file():
         raise EndpointDown(f"guidellm failed ({completed.returncode}); see {log}")
-    report = json.loads(raw.read_text())
+    # GuideLLM's raw report stays as it wrote it; what the gate judges is each count-bounded
+    # level recompiled over its steady window (window.py says why).
+    report = rewindow(json.loads(raw.read_text()))
     levels = tuple(parse_report(report))
     # The raw report carries every request's samples (tens of MB at prod's shape); a trimmed
     # copy keeps every summary the gate reads, small enough to bring back from a GPU machine.
