@@ -445,6 +445,27 @@ def test_only_steady_state_levels_count_in_the_h200_summary() -> None:
     assert committed == json.loads(json.dumps(summary))
 
 
+def test_the_replanned_prods_capacity_is_what_its_gate_measures_on_the_h200() -> None:
+    """Issue #16's done-when, from the committed runs: the plan's current profile (1,792-token
+    steps, max-num-seqs 109) promised 5.80 req/s at 109 streams. Three count-bounded runs there
+    (three H200s, 2026-12-04) all met the SLO at 5.63-5.73 req/s; 125 streams missed it (TTFT
+    p95 4.2 s), so the capacity lies between; its planned load, 86 streams, met the SLO."""
+    from benchmarks.gpu.h200.summary import summarize
+
+    capacity = {(c["shape"], c["profile"]): c for c in summarize()["capacity"]}
+    found = capacity[("rag", "optimized (1,792-token steps)")]
+    versus = found["plan_vs_gate"]
+    assert (found["streams_within_slo"], found["runs"], found["runs_met"]) == (109, 3, 3)
+    assert found["first_level_missing_slo"] == 125
+    assert versus["predicted_capacity_streams"] == 109 and versus["tolerance"] == 0.15
+    assert versus["within_tolerance"]
+    assert versus["measured_over_predicted"] == pytest.approx(5.68 / 5.80, abs=0.005)
+    assert (versus["planned_streams"], versus["planned_runs"]) == (86, 1)
+    assert versus["planned_runs_met"] == 1
+    # Every run within 3 % of the plan's number: the repeats' spread is smaller than that.
+    assert found["requests_per_s_max"] / found["requests_per_s_min"] - 1 < 0.02
+
+
 def test_a_run_that_describes_itself_needs_no_summary_line(tmp_path: Path) -> None:
     """gate.sh files the plan and the server's arguments beside each report: the summary finds
     such a run by itself, takes shape and profile from its plan, and refuses a plan whose
@@ -509,18 +530,18 @@ def test_the_plans_capacity_holds_against_every_run_of_its_boundary() -> None:
 def test_steps_costed_per_kernel_kind_fit_the_gate_better_than_one_max() -> None:
     """How the simulation costs a step, chosen by the committed gate levels: per kernel kind
     (linear layers, then attention) at its best 8-bit scale — the catalog's — has the smaller
-    mean error over every steady-state level and the smaller worst error at prod's shape; one
-    max over the step is better only at 2048/256 with FP8 at 256 streams (held above)."""
+    mean error over every steady-state level. Neither way is within 5 % everywhere at prod's
+    shape: the 1,792-token profile at its planned load (86 streams, run once, out of sample)
+    measured ITL p95 43.4 ms where per-kernel costing says 38.3 (-11.7 %) and one max per step
+    39.1 (-9.9 %) — the model's worst miss at prod's shape, inside the gate's ±15 %."""
     from benchmarks.gpu.h200.step_cost import compare
 
     result = compare()
     kernel, whole = result["best"]["per kernel"], result["best"]["whole step"]
-    assert result["levels"] == 16
+    assert result["levels"] == 19
     assert kernel["compute_scale_8bit"] == ACCELERATORS["H200"].compute_scale_8bit
-    assert kernel["mean_abs_error"] < whole["mean_abs_error"]
-    # one max over the step misses prod's shape by 7.4 % once the 1,792-token runs count
-    assert kernel["rag_max_abs_error"] < whole["rag_max_abs_error"] <= 0.08
-    assert kernel["rag_max_abs_error"] <= 0.05
+    assert kernel["mean_abs_error"] < whole["mean_abs_error"] <= 0.035
+    assert max(kernel["rag_max_abs_error"], whole["rag_max_abs_error"]) <= 0.12
     # The committed comparison is this one (regenerate: python -m benchmarks.gpu.h200.step_cost).
     committed = json.loads((H200_GATE.parent / "gpu_h200_step_cost.json").read_text())
     assert committed == json.loads(json.dumps(result))

@@ -225,16 +225,53 @@ def capacity(measured: list[Level], shape: str, profile: str) -> dict[str, Any]:
     }
 
 
+def plan_vs_gate(measured: list[Level], found: dict[str, Any], gate: Path = GATE) -> dict | None:
+    """What the plan beside a profile's runs promised (its capacity at the SLO and its planned
+    load) against what its gate measured: the capacity level's runs, and every run at the
+    planned load. None where the runs carry no plan (written before gate.sh filed it)."""
+    mine = [lv for lv in measured if lv.shape == found["shape"]
+            and lv.profile == found["profile"] and lv.refused is None]  # fmt: skip
+    top = [lv for lv in mine if lv.concurrency == found["streams_within_slo"]]
+    plans = [gate / Path(lv.report).parent / "plan.json" for lv in top]
+    documents = [json.loads(p.read_text())["gate"] for p in plans if p.is_file()]
+    if not documents or not found["runs"]:
+        return None
+    promised = documents[-1]
+    planned = [lv for lv in mine if lv.concurrency == promised["concurrency"]]
+    ratio = found["requests_per_s"] / promised["capacity_requests_per_s"]
+    return {
+        "predicted_capacity_requests_per_s": promised["capacity_requests_per_s"],
+        "predicted_capacity_streams": promised["capacity_concurrency"],
+        "measured_capacity_requests_per_s": found["requests_per_s"],
+        "measured_over_predicted": ratio,
+        "tolerance": promised["capacity_tolerance"],
+        "within_tolerance": abs(ratio - 1) <= promised["capacity_tolerance"],
+        "planned_streams": promised["concurrency"],
+        "planned_runs": len(planned),
+        "planned_runs_met": sum(1 for lv in planned if lv.meets_slo),
+        "planned_requests_per_s": [lv.requests_per_s for lv in planned],
+    }
+
+
 def summarize(gate: Path = GATE) -> dict[str, Any]:
     measured = list(levels(gate))
     rows = [
         {**lv.__dict__, "meets_slo": lv.meets_slo, "predicted": predicted(lv, gate)}
         for lv in measured
     ]
-    capacities = [capacity(measured, s, p) for s in SHAPES for p in ("optimized", "stock")]
+    profiles = sorted({lv.profile for lv in measured}, key=lambda p: (p.split()[0], p))
+    capacities = [
+        c
+        for s in SHAPES
+        for p in profiles
+        if (c := capacity(measured, s, p))["runs"] or p in ("optimized", "stock")
+    ]
+    for c in capacities:
+        c["plan_vs_gate"] = plan_vs_gate(measured, c, gate)
     ratios: dict[str, float | None] = {}
     for shape in SHAPES:
-        ours, stock = (c for c in capacities if c["shape"] == shape)
+        ours, stock = (next(c for c in capacities if (c["shape"], c["profile"]) == (shape, p))
+                       for p in ("optimized", "stock"))  # fmt: skip
         ratios[shape] = (ours["requests_per_s"] / stock["requests_per_s"]
                          if ours["runs"] and stock["runs"] else None)  # fmt: skip
     return {"levels": rows, "capacity": capacities, "optimized_over_stock": ratios}
@@ -269,6 +306,31 @@ def markdown(summary: dict[str, Any]) -> str:
             f"{c['runs']} | {c['requests_per_s']:.2f} ({c['requests_per_s_min']:.2f}-"
             f"{c['requests_per_s_max']:.2f}) | {c['usd_per_1k_requests']:.3f} | "
             f"{c['usd_per_1m_output_tokens']:.2f} |"
+        )
+    lines += [
+        "",
+        "The plan against its own gate (the plan filed beside the runs: its predicted capacity",
+        "at the SLO, which the gate checks within the plan's tolerance, and its planned load):",
+        "",
+        "| shape | profile | predicted capacity | measured (runs at that level) | measured / "
+        "predicted | at the planned load |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in summary["capacity"]:
+        if not (v := c.get("plan_vs_gate")):
+            continue
+        planned = (f"met in {v['planned_runs_met']} of {v['planned_runs']} runs ("
+                   + ", ".join(f"{r:.2f}" for r in v["planned_requests_per_s"]) + " req/s)"
+                   if v["planned_runs"] else "not run")  # fmt: skip
+        lines.append(
+            f"| {c['shape']} | {c['profile']} | {v['predicted_capacity_requests_per_s']:.2f} "
+            f"req/s at {v['predicted_capacity_streams']} streams | "
+            f"{v['measured_capacity_requests_per_s']:.2f} req/s at {c['streams_within_slo']} "
+            f"streams ({c['runs_met']} of {c['runs']} met; "
+            f"{c['first_level_missing_slo'] or 'no level'} over missed) | "
+            f"{v['measured_over_predicted'] - 1:+.1%} "
+            f"({'within' if v['within_tolerance'] else 'outside'} ±{v['tolerance']:.0%}) | "
+            f"{v['planned_streams']} streams: {planned} |"
         )
     ratio = {k: f"**{v:.2f}×**" if v else "not measured (no steady-state stock level)"
              for k, v in summary["optimized_over_stock"].items()}  # fmt: skip
