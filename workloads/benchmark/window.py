@@ -67,7 +67,8 @@ def steady_window(benchmark: dict[str, Any]) -> dict[str, Any] | None:
         "warmup_requests": warm,
         "cooldown_requests": cool,
         "first_wave": streams,
-        "measure_start_time": ends[warm - 1] + _AFTER_S if warm else ends[0] - _AFTER_S,
+        # warm ≥ 1: the first wave's last finish is at or after the first finish
+        "measure_start_time": ends[warm - 1] + _AFTER_S,
         "measure_end_time": ends[len(ends) - cool - 1],
     }
 

@@ -259,7 +259,7 @@ def summarize(gate: Path = GATE) -> dict[str, Any]:
         {**lv.__dict__, "meets_slo": lv.meets_slo, "predicted": predicted(lv, gate)}
         for lv in measured
     ]
-    profiles = sorted({lv.profile for lv in measured}, key=lambda p: (p.split()[0], p))
+    profiles = sorted({lv.profile for lv in measured})
     capacities = [
         c
         for s in SHAPES
