@@ -30,6 +30,7 @@ from infra.sizing import (
     stock_knobs,
     with_knobs,
 )
+from workloads.contract import target_runs
 
 LLAMA_8B = MODEL_PRESETS["llama-3.1-8b-instruct"].architecture
 H100 = ACCELERATORS["H100-80GB"]
@@ -368,9 +369,10 @@ CHAT_SHAPE = Workload(256, 256, 1792, 256, 0.0)
 
 
 def only_level(report: Path, prompt: int, output: int) -> dict:
-    (level,) = json.loads(report.read_text())["runs"]["optimized"]["rag"]["levels"]
+    (level,) = target_runs(json.loads(report.read_text()))["rag"]["levels"]
     # The plan's traffic, applied, in steady state — or the run proves nothing.
-    assert level["prompt_tokens_mean"] == prompt and level["output_tokens_mean"] == output
+    assert level["prompt_tokens_mean"] == pytest.approx(prompt, rel=0.01)
+    assert level["output_tokens_mean"] == output
     assert level["measured_requests"] >= 4 * level["concurrency"]
     assert level["in_flight_mean"] >= 0.9 * level["concurrency"]
     return level
@@ -399,13 +401,15 @@ def test_simulation_matches_the_gate_at_2048_256(
 
 def test_stock_ttft_tail_at_2048_256_is_beyond_the_simulation() -> None:
     """The model's known gap, held so that a fix shows: stock vLLM's TTFT p95 at 2048/256
-    (8192-token steps, 112-140 streams) is 2.4-2.7× the simulated one — its capacity at the
-    SLO there is TTFT-bound between 112 and 140 streams, the simulation says ITL-bound."""
+    (8192-token steps, 112-140 streams) is 2.4-3.8× the simulated one — its capacity at the
+    SLO there is TTFT-bound at or below 112 streams (met there in 1 of 3 runs: TTFT p95 1.97,
+    3.12, 2.74 s), the simulation says ITL-bound at 176."""
     knobs = knobs_of(CHAT / "server-chat-stock.args")
-    for report in ("stock-c112", "stock-c140"):
-        level = only_level(CHAT / f"{report}.json", 2048, 256)
+    for report in ("stock-c112.json", "stock-c140.json", "stock112-r2/gate.json",
+                   "stock112-r3/gate.json"):  # fmt: skip
+        level = only_level(CHAT / report, 2048, 256)
         point = simulate(LLAMA_8B, ACCELERATORS["H200"], knobs, CHAT_SHAPE, level["concurrency"])
-        assert 2.0 < level["ttft_ms"]["p95"] / point.ttft_p95_ms < 3.0
+        assert 2.0 < level["ttft_ms"]["p95"] / point.ttft_p95_ms < 4.0
 
 
 def test_only_steady_state_levels_count_in_the_h200_summary() -> None:
@@ -439,7 +443,16 @@ def test_only_steady_state_levels_count_in_the_h200_summary() -> None:
     assert "74 (the boundary: met in 1 of 2 runs)" in markdown(summary)
     assert summary["optimized_over_stock"]["rag"] == pytest.approx(5.787 / 3.735, rel=0.002)
     assert capacity[("chat", "stock")]["first_level_missing_slo"] == 140
-    assert summary["optimized_over_stock"]["chat"] == pytest.approx(20.49 / 12.85, rel=0.01)
+    # 2048/256: optimized at 256 streams met in 3 of 3 runs (20.49, 20.69, 20.52 req/s); stock
+    # at 112 in 1 of 3 (12.85 met; 12.63 and 12.65 missed TTFT p95): every run counts.
+    assert (
+        capacity[("chat", "optimized")]["runs"],
+        capacity[("chat", "optimized")]["runs_met"],
+    ) == (3, 3)
+    assert (capacity[("chat", "stock")]["runs"], capacity[("chat", "stock")]["runs_met"]) == (3, 1)
+    assert summary["optimized_over_stock"]["chat"] == pytest.approx(
+        (20.49 + 20.69 + 20.52) / (12.85 + 12.63 + 12.65), rel=0.002
+    )
     # The committed summary is this one (regenerate: python -m benchmarks.gpu.h200.summary).
     committed = json.loads((H200_GATE.parent / "gpu_h200_summary.json").read_text())
     assert committed == json.loads(json.dumps(summary))
@@ -541,9 +554,9 @@ def test_steps_costed_per_kernel_kind_fit_the_gate_better_than_one_max() -> None
 
     result = compare()
     kernel, whole = result["best"]["per kernel"], result["best"]["whole step"]
-    assert result["levels"] == 19
+    assert result["levels"] == 23
     assert kernel["compute_scale_8bit"] == ACCELERATORS["H200"].compute_scale_8bit
-    assert kernel["mean_abs_error"] < whole["mean_abs_error"] <= 0.035
+    assert kernel["mean_abs_error"] < whole["mean_abs_error"] <= 0.04
     assert max(kernel["rag_max_abs_error"], whole["rag_max_abs_error"]) <= 0.12
     # The committed comparison is this one (regenerate: python -m benchmarks.gpu.h200.step_cost).
     committed = json.loads((H200_GATE.parent / "gpu_h200_step_cost.json").read_text())
