@@ -141,8 +141,9 @@ def level_bound(targets: GatePlan, concurrency: int, seconds: int | None = None)
 
 
 def search_bounds(targets: GatePlan, probes: int) -> list[LevelBound]:
-    """Per goodput probe: the bound of the largest concurrency that probe can have (the search
-    doubles from the predicted capacity, so probe k runs at most initial × 2^k streams)."""
+    """The largest bound each capacity-search probe can have (the search doubles from the
+    predicted capacity, so probe k runs at most initial × 2^k streams, never above the
+    ceiling): what the gate Job's deadline allows for. Each probe runs at its own bound."""
     initial, ceiling = search_range(targets)
     return [level_bound(targets, min(initial * 2**k, ceiling)) for k in range(probes)]
 
@@ -168,6 +169,23 @@ def target_runs(report: dict[str, Any]) -> dict[str, Any]:
 SEARCH_PROBES = 6
 SEARCH_TOLERANCE = 0.1
 TARGET_ATTAINMENT = 0.95
+
+
+def next_search_streams(
+    best: int | None, failing: int | None, initial: int, ceiling: int
+) -> int | str:
+    """The capacity search's next concurrency, or why it stops (GuideLLM 0.8's goodput rule):
+    double from the predicted capacity until a level misses the objectives, then bisect between
+    the highest passing and the lowest failing level to SEARCH_TOLERANCE; when the first level
+    already fails, halve toward one stream."""
+    if failing is None:
+        current = best if best is not None else initial
+        return "max_streams_reached" if current >= ceiling else min(2 * current, ceiling)
+    if best is None:
+        return "objectives_unmet_at_minimum" if failing <= 1 else failing // 2
+    if failing - best <= max(1, SEARCH_TOLERANCE * best):
+        return "converged"
+    return (best + failing) // 2
 
 
 # --- quality: what a compressed checkpoint may lose (the quantize Job refuses more) ----------

@@ -29,9 +29,19 @@ from workloads.benchmark.runner import (
     load_levels,
     scenario_spec,
     scenarios,
-    search_profile,
 )
-from workloads.contract import GatePlan, WindowTooShort, level_bound, min_seconds, target_runs
+from workloads.benchmark.search import search_capacity
+from workloads.contract import (
+    SEARCH_PROBES,
+    GatePlan,
+    WindowTooShort,
+    level_bound,
+    min_seconds,
+    next_search_streams,
+    search_bounds,
+    search_range,
+    target_runs,
+)
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "guidellm"
 GOLDEN = GOLDEN_DIR / "mock-server-concurrent.json"
@@ -62,7 +72,7 @@ RAG = scenarios(TARGETS)[0]
 def _run(path: Path, targets: GatePlan = TARGETS) -> Run:
     levels = tuple(parse_report(json.loads(path.read_text())))
     bounds = tuple(level_bound(targets, level.concurrency) for level in levels)
-    return Run(path.stem, path, bounds, levels)
+    return Run(path.stem, (path,), bounds, levels)
 
 
 def test_golden_report_parses_to_the_measured_numbers() -> None:
@@ -133,7 +143,7 @@ def test_guidellms_generation_delay_warning_is_not_a_held_back_load() -> None:
     assert "generation_delay_ttft" in level.warnings
     assert level.concurrency == 112
     assert level.in_flight_mean == pytest.approx(111.97, abs=0.01)
-    run = Run("h200", H200_LEVEL, (level_bound(TARGETS, 112),), (level,))
+    run = Run("h200", (H200_LEVEL,), (level_bound(TARGETS, 112),), (level,))
     assert load_problems(run, TARGETS) == []
 
 
@@ -152,7 +162,7 @@ def test_a_rate_that_littles_law_does_not_reproduce_is_not_judged() -> None:
     burst = replace(steady, requests_per_s=steady.requests_per_s * 1.3)
     problem = little_problem(burst)
     assert problem is not None and "not a steady state" in problem and "Little's law" in problem
-    run = Run("burst", H200_LEVEL, (level_bound(TARGETS, 112),), (burst,))
+    run = Run("burst", (H200_LEVEL,), (level_bound(TARGETS, 112),), (burst,))
     assert any("not a steady state" in p for p in load_problems(run, TARGETS))
     assert little_problem(replace(burst, errored=3)) is None  # the error-rate check judges it
     (timed,) = parse_report(json.loads(H200_STOCK_SECONDS.read_text()))
@@ -232,8 +242,93 @@ def test_scenario_file_carries_counts_transients_and_objectives(tmp_path: Path) 
     assert spec["metrics"]["slo"] == {"ttft_ms": 5000, "tpot_ms": 500}
     assert spec["data"] == [{"kind": "synthetic_text", "prompt_tokens": 448, "output_tokens": 32}]
     assert spec["tokenizer"]["model"] == "/models/tiny"
-    search = search_profile(TARGETS)
-    assert (search["kind"], search["initial_streams"], search["max_streams"]) == ("goodput", 16, 64)
+    assert search_range(TARGETS) == (16, 64)
+
+
+def _probe_at(capacity: int, sent: list[int], targets: GatePlan = TARGETS):
+    """A server whose requests all meet the objectives up to `capacity` streams, none above:
+    each probe is the golden level at those streams (steady, the plan's traffic, applied)."""
+    (golden,) = _run(LEVEL).levels
+
+    def probe(streams: int) -> Run:
+        sent.append(streams)
+        level = replace(golden, concurrency=streams, in_flight_mean=float(streams),
+                        requests_per_s=streams / (golden.e2e_mean_ms / 1e3),  # Little's law
+                        slo_attainment=1.0 if streams <= capacity else 0.5)  # fmt: skip
+        return Run(f"c{streams}", (Path(f"c{streams}.json"),), (level_bound(targets, streams),),
+                   (level,))  # fmt: skip
+
+    return probe
+
+
+@pytest.mark.parametrize(
+    ("capacity", "probes", "reason"),
+    [
+        # From the predicted 16: double until a level misses, then bisect to 10 % of the best.
+        (20, [16, 32, 24, 20, 22], "converged"),
+        (16, [16, 32, 24, 20, 18, 17], "converged"),
+        (33, [16, 32, 64, 48, 40, 36], "max_probes_exhausted"),  # 34 would be next
+        (100, [16, 32, 64], "max_streams_reached"),  # ≥ 4 × the prediction: a lower bound
+        (3, [16, 8, 4, 2, 3], "converged"),  # the first level misses: halve toward one stream
+        (0, [16, 8, 4, 2, 1], "objectives_unmet_at_minimum"),
+    ],
+)
+def test_the_capacity_search_probes_one_level_at_a_time_by_guidellms_rule(
+    capacity: int, probes: list[int], reason: str
+) -> None:
+    sent: list[int] = []
+    run = search_capacity(_probe_at(capacity, sent), TARGETS, RAG)
+    assert sent == probes and len(sent) <= SEARCH_PROBES
+    assert [level.concurrency for level in run.levels] == probes
+    # No probe above the bound the gate Job's deadline allows for it.
+    largest = search_bounds(TARGETS, SEARCH_PROBES)
+    assert all(streams <= bound.concurrency for streams, bound in zip(sent, largest, strict=False))
+    scored = capacity_search(run, TARGETS)
+    assert scored.stop_reason == reason
+    assert [p.streams for p in scored.probes] == probes
+    passing = [streams for streams in probes if streams <= capacity]
+    assert (scored.best.concurrency if scored.best else None) == max(passing, default=None)
+    assert "count-bounded at its own streams" in scored.describe()
+
+
+def test_the_search_rule_is_guidellms_goodput_rule() -> None:
+    """`next_search_streams` against GuideLLM 0.8.1's own goodput profile, state by state."""
+    from guidellm.benchmark.profiles.goodput import GoodputProfile
+    from guidellm.schemas.benchmark.profiles.goodput import GoodputProfileArgs
+
+    args = GoodputProfileArgs(initial_streams=16, max_streams=64, tolerance=0.1, max_probes=99)
+    compared = 0
+    for best in (None, 1, 8, 16, 20, 30, 64):
+        for failing in (None, 1, 2, 17, 18, 22, 32, 40, 64):
+            if best is not None and failing is not None and failing <= best:
+                continue
+            profile = GoodputProfile(args, random_seed=0, constraints=None)
+            profile.search.best_passing_streams = best
+            profile.search.lowest_failing_streams = failing
+            profile._advance()
+            ours = next_search_streams(best, failing, 16, 64)
+            theirs = profile._next_streams if profile._next_streams is not None else (
+                profile.search.stop_reason)  # fmt: skip
+            assert ours == theirs, (best, failing)
+            compared += 1
+    assert compared > 40
+
+
+def test_a_probe_the_gate_would_refuse_ends_the_search() -> None:
+    """Load not applied at the first probe: nothing after it would rest on a measurement."""
+    sent: list[int] = []
+    applied = _probe_at(100, sent)
+
+    def starved(streams: int) -> Run:
+        run = applied(streams)
+        level = replace(run.levels[0], in_flight_mean=streams / 2)
+        return replace(run, levels=(level,))
+
+    run = search_capacity(starved, TARGETS, RAG)
+    assert sent == [16]
+    verdict = evaluate(_run(LEVEL), TARGETS, RAG, run)
+    assert verdict.status == COULD_NOT_MEASURE
+    assert "8.0 requests in flight on average at concurrency 16" in verdict.reason
 
 
 def test_capacity_search_is_scored_as_guidellm_scores_it() -> None:

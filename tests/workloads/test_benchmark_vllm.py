@@ -14,8 +14,10 @@ import pytest
 
 from infra.local.processes import all_cores_but_last
 from workloads.benchmark.__main__ import main
+from workloads.benchmark.gate import targets_from_plan
 from workloads.benchmark.metrics import parse_report
 from workloads.benchmark.window import rewindow
+from workloads.contract import level_bound
 
 VLLM_PYTHON = os.environ.get("LEANRAG_VLLM_PYTHON", "")
 pytestmark = pytest.mark.skipif(
@@ -139,7 +141,16 @@ def test_gate_measures_real_vllm_by_count_and_searches_its_capacity(
     probes = report["capacity_at_slo"]["measured"]["probes"]
     assert [p["streams"] for p in probes][:2] == [2, 4]
     assert all(p["determined_requests"] > 0 for p in probes)
-    assert "GuideLLM goodput search" in report["capacity_at_slo"]["decision"]
+    assert "count-bounded at its own streams" in report["capacity_at_slo"]["decision"]
+    # One GuideLLM level per probe, each sized for its own streams (search.py says why).
+    search = report["searches"]["optimized"]
+    targets = targets_from_plan(json.loads(plan.read_text()))
+    assert [b["total_requests"] for b in search["bounds"]] == [
+        level_bound(targets, p["streams"]).total_requests for p in probes
+    ]
+    assert [Path(r).name for r in search["reports"]] == [
+        f"guidellm-optimized-capacity-c{p['streams']}.json" for p in probes
+    ]
     assert code in (0, 1)
     # Beside each raw GuideLLM report a trimmed copy (no per-request samples) that parses to
     # the same levels — what comes back from a GPU machine.

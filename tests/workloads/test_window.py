@@ -98,7 +98,7 @@ def burst_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
         run = run_guidellm("level", spec, bounds, out)
     finally:
         server.shutdown()
-    return run, json.loads(run.report.read_text())
+    return run, json.loads(run.reports[0].read_text())
 
 
 def _opened_at_first_dispatch(raw: dict[str, Any]) -> dict[str, Any]:
@@ -162,7 +162,7 @@ def test_a_level_too_short_for_a_window_is_not_judged(burst_run) -> None:
     benchmark["requests"]["successful"] = _sorted_requests(benchmark)[: STREAMS + 1]
     (level,) = parse_report(rewindow(short))
     assert level.window_refusal and "too few to leave out a warm-up" in level.window_refusal
-    problems = load_problems(Run("short", run.report, run.bounds, (level,)), TARGETS)
+    problems = load_problems(Run("short", run.reports, run.bounds, (level,)), TARGETS)
     assert problems and "requests finished at 4 streams" in problems[0]
 
 

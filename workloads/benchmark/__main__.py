@@ -13,6 +13,7 @@ import dataclasses
 import json
 import shlex
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -43,23 +44,22 @@ from workloads.benchmark.runner import (
     Scenario,
     chat_template_tokens,
     check_endpoint,
+    joined,
     levels_profile,
     load_levels,
     probe_chat,
     run_guidellm,
     scenario_spec,
     scenarios,
-    search_profile,
 )
+from workloads.benchmark.search import search_capacity
 from workloads.benchmark.window import rewindow
 from workloads.contract import (
     PROFILES,
-    SEARCH_PROBES,
     GatePlan,
     LevelBound,
     WindowTooShort,
     level_bound,
-    search_bounds,
 )
 
 
@@ -97,7 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         "--from-report", type=Path, help="judge an existing GuideLLM JSON of load levels"
     )
     parser.add_argument(
-        "--from-search", type=Path, help="with --from-report: the goodput search's GuideLLM JSON"
+        "--from-search",
+        type=Path,
+        nargs="+",
+        help="with --from-report: the capacity search's GuideLLM JSONs (one per probe, in the "
+        "order they ran; or one goodput-profile report)",
     )
     parser.add_argument(
         "--speed-probe",
@@ -177,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.from_report:
             runs[label] = {"rag": _from_file(args.from_report, targets)}
             if args.from_search:
-                searches[label] = _from_file(args.from_search, targets)
+                searches[label] = _from_files(args.from_search, targets, f"{label} capacity")
         else:
             endpoints = {label: args.target}
             if args.baseline_target:
@@ -206,13 +210,10 @@ def main(argv: list[str] | None = None) -> int:
                     runs[endpoint][shape.name] = _measure(target, name, spec, bounds, args)
                 # Traffic that is not the plan's is refused anyway: do not search with it.
                 if search and not shape_problems(runs[endpoint]["rag"], shapes[0], targets):
-                    bounds = search_bounds(targets, SEARCH_PROBES)
-                    name = f"guidellm-{endpoint}-capacity"
-                    spec = scenario_spec(
-                        target, shapes[0], search_profile(targets), bounds,
-                        args.out / f"{name}.json", targets, args.insecure, args.tokenizer,
+                    searches[endpoint] = search_capacity(
+                        _prober(target, endpoint, shapes[0], targets, args), targets, shapes[0],
+                        endpoint,
                     )  # fmt: skip
-                    searches[endpoint] = _measure(target, name, spec, bounds, args)
     except EndpointDown as error:
         verdict = Verdict(COULD_NOT_MEASURE, str(error), (), None)
         document = write_report(args.out, verdict, targets, runs, searches, None, context)
@@ -283,6 +284,23 @@ def _measure(
     return run
 
 
+def _prober(
+    target: str, endpoint: str, shape: Scenario, targets: GatePlan, args: argparse.Namespace
+) -> Callable[[int], Run]:
+    """One capacity-search probe: a count-bounded level at `streams`, sized for them."""
+
+    def probe(streams: int) -> Run:
+        bounds = [level_bound(targets, streams)]
+        name = f"guidellm-{endpoint}-capacity-c{streams}"
+        spec = scenario_spec(
+            target, shape, levels_profile((streams,)), bounds, args.out / f"{name}.json",
+            targets, args.insecure, args.tokenizer,
+        )  # fmt: skip
+        return _measure(target, name, spec, bounds, args)
+
+    return probe
+
+
 def _still_answering(target: str, run: str, insecure: bool) -> None:
     """A server that died during a run leaves errored requests that would read as a failing
     deployment: the gate says it could not measure instead, and names the run."""
@@ -326,7 +344,7 @@ def _speed_probe(
             for level in run.levels
         ],
         "problems": problems,
-        "report": str(run.report),
+        "reports": [str(path) for path in run.reports],
     }
     args.speed_probe.write_text(json.dumps(document, indent=2) + "\n")
     if problems:
@@ -335,12 +353,17 @@ def _speed_probe(
     return 0
 
 
+def _from_files(paths: list[Path], targets: GatePlan, name: str) -> Run:
+    """Several GuideLLM reports (a search's probes) judged as one run, in the order given."""
+    return joined(name, [_from_file(path, targets) for path in paths])
+
+
 def _from_file(path: Path, targets: GatePlan) -> Run:
     """A GuideLLM report judged after the fact: each level must still show its steady state
     (a raw report is measured over its steady windows, as the gate does when it runs)."""
     levels = tuple(parse_report(rewindow(json.loads(path.read_text()))))
     bounds = tuple(level_bound(targets, level.concurrency or 1) for level in levels)
-    return Run(path.stem, path, bounds, levels)
+    return Run(path.stem, (path,), bounds, levels)
 
 
 def _publish(configmap: str | None, document: dict, exit_code: int) -> int:

@@ -15,12 +15,12 @@ from workloads.benchmark.metrics import LevelMetrics
 from workloads.benchmark.runner import Run, Scenario
 from workloads.contract import (
     APPLIED_LOAD_TOLERANCE,
-    SEARCH_TOLERANCE,
     STEADY_STATE_TOLERANCE,
     TARGET_ATTAINMENT,
     GatePlan,
     LevelBound,
     level_bound,
+    next_search_streams,
     search_range,
 )
 
@@ -65,7 +65,8 @@ class Probe:
 
 @dataclass(frozen=True)
 class CapacitySearch:
-    """GuideLLM's goodput search over concurrency: where the latency objectives stop holding."""
+    """The goodput search over concurrency (search.py): where the latency objectives stop
+    holding, each probe a count-bounded level scored as GuideLLM's goodput profile scores it."""
 
     probes: tuple[Probe, ...]
     best: LevelMetrics | None  # the highest concurrency whose attainment met the target
@@ -87,8 +88,9 @@ class CapacitySearch:
             else "none"
         )
         return (
-            f"GuideLLM goodput search, probes (streams, share of requests within both latency "
-            f"targets): {path}; highest passing ≥ {TARGET_ATTAINMENT:.0%}: {best}; "
+            f"goodput search (doubling from the predicted capacity, then bisecting; each probe "
+            f"count-bounded at its own streams), probes (streams, share of requests within both "
+            f"latency targets): {path}; highest passing ≥ {TARGET_ATTAINMENT:.0%}: {best}; "
             f"lowest failing: {self.lowest_failing_streams or '—'}; stopped: {self.stop_reason}"
         )
 
@@ -125,19 +127,11 @@ def capacity_search(run: Run, targets: GatePlan) -> CapacitySearch:
             best = level
         if not passed and (failing is None or level.concurrency < failing):
             failing = level.concurrency
-    _, ceiling = search_range(targets)
-    best_streams = best.concurrency if best else None
     if not probes:
-        reason = "no probe measured"
-    elif failing is None:
-        reason = "max_streams_reached" if best_streams == ceiling else "max_probes_exhausted"
-    elif best_streams is None:
-        reason = "objectives_unmet_at_minimum" if failing <= 1 else "max_probes_exhausted"
-    elif failing - best_streams <= max(1, SEARCH_TOLERANCE * best_streams):
-        reason = "converged"
-    else:
-        reason = "max_probes_exhausted"
-    return CapacitySearch(tuple(probes), best, failing, reason)
+        return CapacitySearch((), None, None, "no probe measured")
+    step = next_search_streams(best.concurrency if best else None, failing, *search_range(targets))
+    return CapacitySearch(tuple(probes), best, failing,
+                          step if isinstance(step, str) else "max_probes_exhausted")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,7 @@ Each load level runs until enough requests complete (at least `min_measured_requ
 times its concurrency), with a warm-up and a cool-down of at least one wave each left out of
 the window the gate places from the requests' timings (window.py), and is bounded in time by
 the plan's predicted end-to-end latency so a broken server cannot hang the Job. The capacity
-at the SLO comes from GuideLLM's goodput profile: it doubles concurrency from the plan's
-predicted capacity until the latency objectives fail, then bisects; every probe is
-count-bounded the same way.
+at the SLO is searched one such level at a time (search.py).
 """
 
 from __future__ import annotations
@@ -27,14 +25,10 @@ from typing import Any
 from workloads.benchmark.metrics import LevelMetrics, parse_report, trim_report
 from workloads.benchmark.window import rewindow
 from workloads.contract import (
-    SEARCH_PROBES,
-    SEARCH_TOLERANCE,
     STARTUP_ALLOWANCE_S,
-    TARGET_ATTAINMENT,
     TRANSIENT_SHARE,
     GatePlan,
     LevelBound,
-    search_range,
 )
 
 
@@ -193,18 +187,6 @@ def levels_profile(concurrencies: tuple[int, ...]) -> dict[str, Any]:
     return {"kind": "concurrent", "streams": list(concurrencies)}
 
 
-def search_profile(targets: GatePlan) -> dict[str, Any]:
-    initial, ceiling = search_range(targets)
-    return {
-        "kind": "goodput",
-        "initial_streams": initial,
-        "max_streams": ceiling,
-        "tolerance": SEARCH_TOLERANCE,
-        "max_probes": SEARCH_PROBES,
-        "target_attainment": TARGET_ATTAINMENT,
-    }
-
-
 def guidellm_command(scenario_file: Path) -> list[str]:
     executable = shutil.which("guidellm") or str(Path(sys.executable).parent / "guidellm")
     return [executable, "run", "--scenario", str(scenario_file), "--disable-progress"]
@@ -234,9 +216,19 @@ class Run:
     """One GuideLLM invocation: its files, how each benchmark was bounded, what it measured."""
 
     name: str
-    report: Path
+    reports: tuple[Path, ...]  # GuideLLM's raw reports, as it wrote them
     bounds: tuple[LevelBound, ...]
     levels: tuple[LevelMetrics, ...]
+
+
+def joined(name: str, runs: list[Run]) -> Run:
+    """Several GuideLLM runs (a capacity search's probes) as one, in the order they ran."""
+    return Run(
+        name,
+        tuple(path for run in runs for path in run.reports),
+        tuple(bound for run in runs for bound in run.bounds),
+        tuple(level for run in runs for level in run.levels),
+    )
 
 
 def run_guidellm(
@@ -276,4 +268,4 @@ def run_guidellm(
     # copy keeps every summary the gate reads, small enough to bring back from a GPU machine.
     trimmed = raw.with_name(f"{raw.stem}-trimmed.json")
     trimmed.write_text(json.dumps(trim_report(report), indent=1) + "\n")
-    return Run(name, raw, tuple(bounds[: len(levels)]), levels)
+    return Run(name, (raw,), tuple(bounds[: len(levels)]), levels)
