@@ -6,8 +6,12 @@ once with the plan's admission limits (`--max-num-queued-reqs`, `--max-num-queue
 Per level: TTFT p95 and ITL p95 of the admitted (successful) requests, rejections (HTTP 503
 in the server's log), and the waiting queue over time (vLLM's /metrics, every 0.5 s).
 
-The capacity is measured first, on the unbounded server: the plan's capacity concurrency in
-a closed loop (GuideLLM `concurrent`), its req/s with the TTFT/ITL p95 it had.
+The capacity is measured first, on the unbounded server, as the product's gate measures a
+level: the plan's capacity concurrency in a closed loop, count-bounded, over the gate's steady
+window, refused unless it is the plan's traffic, the load was applied and Little's law holds.
+vLLM runs on every core but the last, as the local stack runs it (a load generator sharing
+vLLM's spinning cores cannot send on time). Each open-loop level must have sent its offered
+rate (within 10 %) of the plan's traffic, or nothing is written: the run exits 2 and says why.
 
     .venv-workloads/bin/python -m benchmarks.overload.run \
         --model out/local/local/checkpoint-int8-w8a8
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -35,18 +40,29 @@ from typing import Any
 from infra.local import processes
 from infra.plan import build_plan
 from infra.stack_source import PROJECT_ROOT, load_stack
+from workloads.benchmark.gate import load_problems, shape_problems, steady_state_problem
 from workloads.benchmark.metrics import LevelMetrics, parse_report
-from workloads.benchmark.runner import chat_template_tokens, guidellm_command
+from workloads.benchmark.runner import (
+    chat_template_tokens,
+    guidellm_command,
+    levels_profile,
+    run_guidellm,
+    scenario_spec,
+    scenarios,
+)
+from workloads.contract import GatePlan, level_bound
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 VLLM_PYTHON = PROJECT_ROOT / ".venv-vllm" / "bin" / "python"
 PORT = 8011
 LEVEL_SECONDS = 30
 MULTIPLES = (1, 2, 3)
+SENT_TOLERANCE = 0.1  # an open-loop level must have sent its offered rate within this
 
 
 def start_server(args: list[str], env: dict[str, str], log: Path) -> processes.Server:
-    command = [str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", *args,
+    command = [*processes.all_cores_but_last(), str(VLLM_PYTHON), "-m",
+               "vllm.entrypoints.openai.api_server", *args,
                "--host", "127.0.0.1", "--port", str(PORT)]  # fmt: skip
     server = processes.start("vllm", command, log, env)
     server.wait_until_ready(f"http://127.0.0.1:{PORT}/health", timeout_s=300)
@@ -99,13 +115,49 @@ def guidellm(name: str, profile: dict[str, Any], seconds: list[int], shape: dict
     return parse_report(json.loads(report.read_text()))
 
 
+def capacity_level(streams: int, targets: GatePlan, tokenizer: Path, out: Path) -> LevelMetrics:
+    """The closed-loop capacity, measured and refused exactly as the gate measures a level."""
+    scenario = scenarios(targets, chat_template_tokens(str(tokenizer)))[0]
+    bounds = [level_bound(targets, streams)]
+    spec = scenario_spec(f"http://127.0.0.1:{PORT}", scenario, levels_profile((streams,)), bounds,
+                         out / "capacity.json", targets, tokenizer=str(tokenizer))  # fmt: skip
+    run = run_guidellm("capacity", spec, bounds, out)
+    problems = shape_problems(run, scenario, targets, "unbounded")
+    problems += load_problems(run, targets, "unbounded", scenario.name)
+    (level,) = run.levels
+    if problem := steady_state_problem(level, bounds[0]):
+        problems.append(problem)
+    if problems:
+        raise NotMeasured("capacity: " + "; ".join(problems))
+    return level
+
+
+class NotMeasured(Exception):
+    """A level that did not measure what it meant to: nothing is written."""
+
+
+def sent_problem(level: LevelMetrics, offered_rps: float, planned_prompt: int,
+                 tolerance: float) -> str | None:  # fmt: skip
+    """An open-loop level that did not send its offered rate of the plan's traffic."""
+    sent = (level.successful + level.errored + level.incomplete) / level.duration_s
+    if abs(sent / offered_rps - 1) > SENT_TOLERANCE:
+        return (f"sent {sent:.2f} req/s of the {offered_rps:.2f} offered (more than "
+                f"±{SENT_TOLERANCE:.0%} off): the load generator could not keep up")  # fmt: skip
+    if level.successful and abs(level.prompt_tokens_mean / planned_prompt - 1) > tolerance:
+        return (f"measured {level.prompt_tokens_mean:.0f} prompt tokens, planned "
+                f"{planned_prompt}")  # fmt: skip
+    return None
+
+
 def rejections(log: Path) -> int:
     return log.read_text(errors="replace").count('" 503 ')
 
 
 def summarize(level: LevelMetrics) -> dict[str, Any]:
+    sent = level.successful + level.errored + level.incomplete
     return {
         "offered_rps": None,
+        "sent_rps": round(sent / level.duration_s, 3) if level.duration_s else None,
         "admitted": level.successful,
         "errored": level.errored,
         "incomplete": level.incomplete,
@@ -162,27 +214,39 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if mode == "unbounded":
                 streams = gate.one_replica().capacity_concurrency
-                (capacity,) = guidellm("capacity", {"kind": "concurrent", "streams": [streams]},
-                                       [args.seconds], shape, args.model, out)  # fmt: skip
-                result["capacity"] = summarize(capacity) | {"concurrency": streams}
+                capacity = capacity_level(streams, gate.one_replica(), args.model, out)
+                result["capacity"] = summarize(capacity) | {
+                    "concurrency": streams, "in_flight_mean": capacity.in_flight_mean,
+                    "measured_requests": capacity.measured_requests,
+                }  # fmt: skip
                 rate = capacity.requests_per_s
             sampler = QueueSampler()
             sampler.start()
             before = rejections(log)
             rates = [round(k * rate, 2) for k in MULTIPLES]
+            # Open loop: every arrival is sent, however many wait (a cap on connections would
+            # hold arrivals back once the backlog reached it: at 3× for 30 s, 1,024 did).
+            ceiling = math.ceil(1.1 * max(rates) * args.seconds)
             levels = guidellm(f"overload-{mode}", {"kind": "constant", "rate": rates,
-                                                   "max_concurrency": 1024},
+                                                   "max_concurrency": ceiling},
                               [args.seconds] * len(rates), shape, args.model, out)  # fmt: skip
             sampler.stop.set()
             sampler.join()
             rows = []
             for k, offered, level in zip(MULTIPLES, rates, levels, strict=True):
+                problem = sent_problem(level, offered, plan.workload.prompt_tokens,
+                                       gate.shape_tolerance)  # fmt: skip
+                if problem:
+                    raise NotMeasured(f"{mode} at {k}× capacity: {problem}")
                 rows.append(summarize(level) | {"multiple": k, "offered_rps": offered})
             result["modes"][mode] = {
                 "levels": rows,
                 "rejected_http_503": rejections(log) - before,
                 "queue": [[round(t, 1), w, r] for t, w, r in sampler.samples],
             }
+        except NotMeasured as error:
+            print(f"overload: could not measure — {error}; nothing written", file=sys.stderr)
+            return 2
         finally:
             server.stop()
     (RESULTS / "overload.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -720,3 +720,16 @@ def test_the_gate_never_reports_its_planted_token(
     assert token not in printed.out + printed.err
     reports = [f for f in (tmp_path / "report").rglob("*") if f.is_file()]
     assert reports and not [f for f in reports if token.encode() in f.read_bytes()]
+
+
+def test_an_overload_level_that_did_not_send_its_offered_rate_is_refused() -> None:
+    """benchmarks/overload: open-loop levels are judged only at the rate and traffic offered."""
+    from benchmarks.overload.run import sent_problem
+
+    (level,) = _run(LEVEL).levels
+    sent = (level.successful + level.errored + level.incomplete) / level.duration_s
+    assert sent_problem(level, sent, 448, 0.05) is None
+    assert sent_problem(level, sent * 1.05, 448, 0.05) is None
+    held_back = sent_problem(level, sent * 1.5, 448, 0.05)
+    assert held_back is not None and "could not keep up" in held_back
+    assert "planned 6400" in (sent_problem(level, sent, 6400, 0.05) or "")
