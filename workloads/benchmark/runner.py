@@ -213,7 +213,8 @@ def _run_bounded(command: list[str], limit_s: float) -> subprocess.CompletedProc
 
 @dataclass(frozen=True)
 class Run:
-    """One GuideLLM invocation: its files, how each benchmark was bounded, what it measured."""
+    """One GuideLLM invocation (or several joined: a capacity search's probes): its files, how
+    each benchmark was bounded, what it measured."""
 
     name: str
     reports: tuple[Path, ...]  # GuideLLM's raw reports, as it wrote them
