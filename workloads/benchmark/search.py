@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from workloads.benchmark.gate import load_problems, shape_problems
+from workloads.benchmark.gate import capacity_search, load_problems, shape_problems
 from workloads.benchmark.runner import Run, Scenario, joined
 from workloads.contract import (
     SEARCH_PROBES,
-    TARGET_ATTAINMENT,
     GatePlan,
     next_search_streams,
     search_range,
@@ -36,22 +35,17 @@ def search_capacity(
     the probes in the order they ran, as one Run that `gate.capacity_search` scores."""
     initial, ceiling = search_range(targets)
     runs: list[Run] = []
-    best: int | None = None
-    failing: int | None = None
     streams: int | str = initial
     while isinstance(streams, int) and len(runs) < SEARCH_PROBES:
-        run = probe(streams)
-        runs.append(run)
-        if shape_problems(run, scenario, targets, label) or load_problems(
-            run, targets, label, scenario.name
+        runs.append(probe(streams))
+        if shape_problems(runs[-1], scenario, targets, label) or load_problems(
+            runs[-1], targets, label, scenario.name
         ):
             break
-        attainment = run.levels[0].slo_attainment if run.levels else None
-        if attainment is None:
+        # Scored as the verdict scores it: one rule for passing, in one place.
+        scored = capacity_search(joined(label, runs), targets)
+        if len(scored.probes) < len(runs):  # a probe without a verdict on its requests
             break
-        if attainment >= TARGET_ATTAINMENT:
-            best = max(best or 0, streams)
-        else:
-            failing = streams if failing is None else min(failing, streams)
-        streams = next_search_streams(best, failing, initial, ceiling)
+        best = scored.best.concurrency if scored.best else None
+        streams = next_search_streams(best, scored.lowest_failing_streams, initial, ceiling)
     return joined(f"guidellm-{label}-capacity", runs)
