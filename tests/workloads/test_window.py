@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import statistics
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from workloads.benchmark.gate import load_problems
-from workloads.benchmark.metrics import parse_report
+from workloads.benchmark.metrics import parse_report, trim_report
 from workloads.benchmark.runner import Run, levels_profile, run_guidellm, scenario_spec, scenarios
 from workloads.benchmark.window import _compile, rewindow, steady_window
 from workloads.contract import GatePlan, level_bound
@@ -184,3 +185,39 @@ def test_time_bounded_and_trimmed_benchmarks_keep_guidellms_window(burst_run) ->
     trimmed["benchmarks"][0]["requests"] = {"successful": [], "errored": [], "incomplete": []}
     assert rewindow(trimmed) == trimmed
     assert rewindow({"not": "a report"}) == {"not": "a report"}
+
+
+def test_the_trimmed_report_keeps_every_requests_timeline(burst_run) -> None:
+    """Trimming drops the samples but keeps one row per successful request: the rows show
+    when a level's TTFT tail came (the first wave's burst) and rebuild the level's figures."""
+    run, raw = burst_run
+    report = rewindow(raw)
+    trimmed = trim_report(report)
+    (kept,) = trimmed["benchmarks"]
+    assert not any(kept["requests"].values())
+    timeline = kept["leanrag_requests"]
+    rows = [dict(zip(timeline["columns"], row, strict=True)) for row in timeline["rows"]]
+    assert len(rows) == len(report["benchmarks"][0]["requests"]["successful"])
+    starts = [row["start_s"] for row in rows]
+    assert starts == sorted(starts) and starts[0] == 0.0
+    assert all(row["end_s"] > row["start_s"] for row in rows)
+    assert {row["output_tokens"] for row in rows} == {TARGETS.output_tokens}
+    # The first wave waited for the burst; every later request did not.
+    assert min(row["ttft_ms"] for row in rows[:STREAMS]) >= BURST_TTFT_S * 1e3
+    assert max(row["ttft_ms"] for row in rows[STREAMS:]) < BURST_TTFT_S * 1e3 / 2
+    # The rows GuideLLM counts in the steady window (those finishing after it opens and sent
+    # before it closes) rebuild the level's own count and medians.
+    (level,) = run.levels
+    window, origin = kept["leanrag_window"], timeline["origin_time"]
+    opens, closes = (window[f"measure_{edge}_time"] - origin for edge in ("start", "end"))
+    inside = [row for row in rows if row["end_s"] > opens and row["start_s"] < closes]
+    assert len(inside) == level.successful
+    assert statistics.median(r["itl_ms"] for r in inside) == pytest.approx(
+        level.itl_ms.p50, rel=0.05
+    )
+    assert statistics.median(r["ttft_ms"] for r in inside) == pytest.approx(
+        level.ttft_ms.p50, rel=0.05
+    )
+    # What the gate reads is unchanged, and trimming a trimmed report keeps the timeline.
+    assert parse_report(trimmed) == list(run.levels)
+    assert trim_report(trimmed) == trimmed

@@ -142,10 +142,36 @@ def parse_report(report: dict[str, Any]) -> list[LevelMetrics]:
 
 # Per-request samples and per-modality breakdowns: most of a report's bytes, none of the gate's.
 _TRIMMED_METRICS = ("text", "image", "video", "audio", "tool_call")
+# What each successful request's percentiles are made of, kept when its sample is dropped
+# (≈ 80 bytes a request as the runner indents it): where a level's TTFT or ITL spreads across
+# requests, the timeline says when and which (seconds from the level's first request start).
+TIMELINE_COLUMNS = ("start_s", "end_s", "ttft_ms", "itl_ms", "prompt_tokens", "output_tokens")
+
+
+def request_timeline(benchmark: dict[str, Any]) -> dict[str, Any] | None:
+    """The benchmark's successful requests, one row each in start order (None: the report
+    carries no samples, e.g. a trimmed one)."""
+    successful = (benchmark.get("requests") or {}).get("successful") or ()
+    if not successful:
+        return None
+    origin = min(request["request_start_time"] for request in successful)
+    rows = sorted(
+        [
+            round(request["request_start_time"] - origin, 6),
+            round(request["request_end_time"] - origin, 6),
+            round(request["time_to_first_token_ms"] or 0.0, 2),
+            round(request["inter_token_latency_ms"] or 0.0, 3),
+            request["prompt_tokens"] or 0,
+            request["output_tokens"] or 0,
+        ]
+        for request in successful
+    )
+    return {"origin_time": origin, "columns": list(TIMELINE_COLUMNS), "rows": rows}
 
 
 def trim_report(report: dict[str, Any]) -> dict[str, Any]:
-    """A GuideLLM report small enough to commit: every summary the gate reads, no samples."""
+    """A GuideLLM report small enough to commit: every summary the gate reads and each
+    successful request's timeline row (`leanrag_requests`), no samples."""
     trimmed = dict(report)
     trimmed["benchmarks"] = []
     for benchmark in report["benchmarks"]:
@@ -154,5 +180,8 @@ def trim_report(report: dict[str, Any]) -> dict[str, Any]:
         kept["metrics"] = {
             k: v for k, v in benchmark["metrics"].items() if k not in _TRIMMED_METRICS
         }
+        timeline = request_timeline(benchmark)
+        if timeline is not None:
+            kept["leanrag_requests"] = timeline
         trimmed["benchmarks"].append(kept)
     return trimmed
