@@ -120,6 +120,24 @@ def test_traffic_off_the_plan_is_not_judged(planned_prompt, planned_output, what
     assert f"{what} tokens, planned" in verdict.reason
 
 
+def test_a_mean_on_the_plan_hiding_requests_off_it_is_not_judged(tmp_path: Path) -> None:
+    """Half the prompts empty and half twice the plan's length average to the plan's 447
+    tokens: a check of the mean alone would judge that traffic; the per-request range does not."""
+    assert _run(LEVEL).levels[0].prompt_tokens_range == (447.0, 447.0)
+    report = json.loads(LEVEL.read_text())
+    prompts = report["benchmarks"][0]["metrics"]["prompt_token_count"]["successful"]
+    assert prompts["mean"] == pytest.approx(447.0)
+    prompts["percentiles"] |= {"p001": 0.0, "p01": 0.0, "p99": 894.0, "p999": 894.0}
+    mixed = tmp_path / "mixed.json"
+    mixed.write_text(json.dumps(report))
+    verdict = evaluate(_run(mixed), TARGETS, RAG)
+    assert verdict.status == COULD_NOT_MEASURE and verdict.checks == ()
+    assert "prompt tokens per request ranged 0-894 (1st-99th percentile; mean 447)" in (
+        verdict.reason
+    )
+    assert "planned 448 each" in verdict.reason
+
+
 def test_a_level_whose_load_was_not_applied_is_not_judged() -> None:
     """GuideLLM sharing vLLM's cores kept 3.0 of 4 streams in flight, 92 ms to dispatch each
     request: latencies measured under less load than planned are not judged."""

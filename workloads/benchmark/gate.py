@@ -159,21 +159,33 @@ def gate_level(levels: tuple[LevelMetrics, ...], concurrency: int) -> LevelMetri
 def shape_problems(
     run: Run, scenario: Scenario, targets: GatePlan, label: str = "optimized"
 ) -> list[str]:
-    """Every benchmark whose measured token means are off the plan's by more than the
-    tolerance: the gate would otherwise judge other traffic than the plan describes."""
+    """Every benchmark whose measured token means — or the 1st / 99th percentile of its
+    requests' token counts — are off the plan's by more than the tolerance: the gate would
+    otherwise judge other traffic than the plan describes (a mean on the plan's shape can be
+    a mix of empty prompts and long ones)."""
     problems = []
+    tolerance = targets.shape_tolerance
     for level in run.levels:
         if not level.successful:
             continue
-        for what, measured, planned in (
-            ("prompt", level.prompt_tokens_mean, scenario.planned_prompt_tokens),
-            ("output", level.output_tokens_mean, scenario.output_tokens),
-        ):
-            if abs(measured / planned - 1) > targets.shape_tolerance:
+        where = f"{label} {scenario.name}, concurrency {level.concurrency}"
+        for what, measured, spread, planned in (
+            ("prompt", level.prompt_tokens_mean, level.prompt_tokens_range,
+             scenario.planned_prompt_tokens),
+            ("output", level.output_tokens_mean, level.output_tokens_range,
+             scenario.output_tokens),
+        ):  # fmt: skip
+            if abs(measured / planned - 1) > tolerance:
                 problems.append(
                     f"traffic did not match the plan: measured {measured:.0f} {what} tokens, "
-                    f"planned {planned} ({label} {scenario.name}, concurrency "
-                    f"{level.concurrency}; more than ±{targets.shape_tolerance:.0%} off)"
+                    f"planned {planned} ({where}; more than ±{tolerance:.0%} off)"
+                )
+            elif spread and any(abs(end / planned - 1) > tolerance for end in spread):
+                problems.append(
+                    f"traffic did not match the plan: {what} tokens per request ranged "
+                    f"{spread[0]:.0f}-{spread[1]:.0f} (1st-99th percentile; mean "
+                    f"{measured:.0f}), planned {planned} each ({where}; more than "
+                    f"±{tolerance:.0%} off)"
                 )
     return problems
 

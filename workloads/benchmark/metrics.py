@@ -53,6 +53,10 @@ class LevelMetrics:
     # window, as in reports written before it), or why no steady window could be set.
     warmup_requests: int | None = None
     window_refusal: str | None = None
+    # The successful requests' 1st and 99th percentile of prompt and output tokens (None: the
+    # report does not say): a mean on the plan's shape can hide requests that are not.
+    prompt_tokens_range: tuple[float, float] | None = None
+    output_tokens_range: tuple[float, float] | None = None
 
     @property
     def error_rate(self) -> float:
@@ -77,6 +81,14 @@ def _successful_mean(metric: dict[str, Any] | None) -> float:
     if not metric or not metric.get("successful"):
         return 0.0
     return float(metric["successful"]["mean"] or 0.0)
+
+
+def _successful_range(metric: dict[str, Any] | None) -> tuple[float, float] | None:
+    summary = (metric or {}).get("successful") or {}
+    percentiles = summary.get("percentiles") or {}
+    if not summary.get("count") or "p01" not in percentiles or "p99" not in percentiles:
+        return None
+    return float(percentiles["p01"]), float(percentiles["p99"])
 
 
 def _in_flight(metric: dict[str, Any] | None) -> float | None:
@@ -133,6 +145,8 @@ def parse_report(report: dict[str, Any]) -> list[LevelMetrics]:
                     else None,
                     warmup_requests=window.get("warmup_requests"),
                     window_refusal=window.get("refused"),
+                    prompt_tokens_range=_successful_range(metrics["prompt_token_count"]),
+                    output_tokens_range=_successful_range(metrics["output_token_count"]),
                 )
             )
     except (KeyError, TypeError) as error:
