@@ -143,8 +143,12 @@ def sent_problem(level: LevelMetrics, offered_rps: float, planned_prompt: int,
     if abs(sent / offered_rps - 1) > SENT_TOLERANCE:
         return (f"sent {sent:.2f} req/s of the {offered_rps:.2f} offered (more than "
                 f"±{SENT_TOLERANCE:.0%} off): the load generator could not keep up")  # fmt: skip
-    if level.successful and abs(level.prompt_tokens_mean / planned_prompt - 1) > tolerance:
-        return (f"measured {level.prompt_tokens_mean:.0f} prompt tokens, planned "
+    # The mean and each request's (1st-99th percentile), as the gate's shape check holds them.
+    spread = level.prompt_tokens_range or ()
+    measured = (level.prompt_tokens_mean, *spread)
+    if level.successful and any(abs(m / planned_prompt - 1) > tolerance for m in measured):
+        per_request = f" (1st-99th percentile {spread[0]:.0f}-{spread[1]:.0f})" if spread else ""
+        return (f"measured {level.prompt_tokens_mean:.0f} prompt tokens{per_request}, planned "
                 f"{planned_prompt}")  # fmt: skip
     return None
 

@@ -751,3 +751,5 @@ def test_an_overload_level_that_did_not_send_its_offered_rate_is_refused() -> No
     held_back = sent_problem(level, sent * 1.5, 448, 0.05)
     assert held_back is not None and "could not keep up" in held_back
     assert "planned 6400" in (sent_problem(level, sent, 6400, 0.05) or "")
+    mixed = replace(level, prompt_tokens_range=(0.0, 894.0))
+    assert "1st-99th percentile 0-894" in (sent_problem(mixed, sent, 448, 0.05) or "")
