@@ -3,8 +3,8 @@ vLLM logs its prompt and generation throughput every 10 s (`server-stats.log` be
 run); the simulation is binned into the same 10-s windows. A closed loop of identical requests
 can fall into waves — clients that finished together send together, their prompts are
 prefilled together and decoding stalls meanwhile — which averages hide: a level can meet its
-mean rate while its decode rate swings window to window, and then its per-request TTFT and ITL
-spread (the p95 the gate judges) where the model sees none.
+mean rate while its decode rate swings window to window. Whether the model falls into the same
+waves decides whether it can predict the per-request TTFT and ITL spread the gate's p95 judges.
 
     .venv/bin/python -m benchmarks.gpu.h200.engine_rates
 
