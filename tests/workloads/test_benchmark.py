@@ -20,6 +20,7 @@ from workloads.benchmark.gate import (
     evaluate,
     little_problem,
     load_problems,
+    steady_state_problem,
 )
 from workloads.benchmark.metrics import ParseError, parse_report
 from workloads.benchmark.report import compare
@@ -221,6 +222,36 @@ def test_too_few_requests_for_a_steady_state_are_not_judged() -> None:
     verdict = evaluate(_run(LEVEL, targets), targets, RAG)
     assert verdict.status == COULD_NOT_MEASURE
     assert "measured 161 requests after warm-up, fewer than the 200" in verdict.reason
+
+
+def test_a_count_bounded_level_cut_short_by_its_time_guard_is_not_judged(tmp_path: Path) -> None:
+    """The level was to send 216 requests; its time guard stopped it after 150, 6 of them
+    cancelled in flight. Its window may still hold enough requests, but not the run it meant."""
+    (level,) = _run(LEVEL).levels
+    assert (level.planned_requests, level.processed_requests, level.cancelled_requests) == (
+        216,
+        216,
+        0,
+    )
+    report = json.loads(LEVEL.read_text())
+    report["benchmarks"][0]["scheduler_state"] |= {
+        "processed_requests": 150,
+        "cancelled_requests": 6,
+    }
+    cut = tmp_path / "cut.json"
+    cut.write_text(json.dumps(report))
+    verdict = evaluate(_run(cut), TARGETS, RAG)
+    assert verdict.status == COULD_NOT_MEASURE and verdict.checks == ()
+    assert "concurrency 4 finished 144 of the 216 requests it was to send (6 cancelled)" in (
+        verdict.reason
+    )
+    # A time-bounded level (--seconds) ends by its clock, cancelling what is in flight: no count
+    # to finish, so nothing to refuse here.
+    report["benchmarks"][0]["scheduler_state"]["progress"]["total_requests"] = None
+    cut.write_text(json.dumps(report))
+    (timed,) = _run(cut).levels
+    assert timed.planned_requests is None
+    assert steady_state_problem(timed, level_bound(TARGETS, 4)) is None
 
 
 def test_no_successful_requests_cannot_be_measured() -> None:

@@ -243,6 +243,18 @@ def little_problem(level: LevelMetrics) -> str | None:
 
 
 def steady_state_problem(level: LevelMetrics, bound: LevelBound) -> str | None:
+    """A level that did not run as it was bounded: a count-bounded one must have finished every
+    request it was to send (a time guard that stopped it first cut a slowed or stalled server
+    short), and every level must have measured its steady-state count."""
+    planned, processed = level.planned_requests, level.processed_requests
+    if planned and processed is not None and (processed < planned or level.cancelled_requests):
+        return (
+            f"concurrency {level.concurrency} finished "
+            f"{processed - level.cancelled_requests} of the {planned} requests it was to send "
+            f"({level.cancelled_requests} cancelled): a limit stopped it before its count "
+            f"({bound.describe()}) — the server slowed or stalled mid-level, so what was "
+            "measured is not the steady state the level meant"
+        )
     if level.measured_requests >= bound.required_requests:
         return None
     return (

@@ -57,6 +57,12 @@ class LevelMetrics:
     # report does not say): a mean on the plan's shape can hide requests that are not.
     prompt_tokens_range: tuple[float, float] | None = None
     output_tokens_range: tuple[float, float] | None = None
+    # Over the whole level, warm-up and cool-down included (GuideLLM's scheduler): the requests
+    # it was to send (a count-bounded level; None: time-bounded, or the report does not say),
+    # those it processed, and those of them it cancelled when a limit stopped the level.
+    planned_requests: int | None = None
+    processed_requests: int | None = None
+    cancelled_requests: int = 0
 
     @property
     def error_rate(self) -> float:
@@ -117,6 +123,9 @@ def parse_report(report: dict[str, Any]) -> list[LevelMetrics]:
                 e2e = _percentiles(metrics["request_latency"], scale=1000.0)  # seconds → ms
             goodput = metrics.get("request_goodput")
             window = benchmark.get("leanrag_window") or {}
+            scheduler = benchmark.get("scheduler_state") or {}
+            planned = (scheduler.get("progress") or {}).get("total_requests")
+            processed = scheduler.get("processed_requests")
             levels.append(
                 LevelMetrics(
                     strategy=strategy["type_"],
@@ -147,6 +156,9 @@ def parse_report(report: dict[str, Any]) -> list[LevelMetrics]:
                     window_refusal=window.get("refused"),
                     prompt_tokens_range=_successful_range(metrics["prompt_token_count"]),
                     output_tokens_range=_successful_range(metrics["output_token_count"]),
+                    planned_requests=int(planned) if planned else None,
+                    processed_requests=int(processed) if processed is not None else None,
+                    cancelled_requests=int(scheduler.get("cancelled_requests") or 0),
                 )
             )
     except (KeyError, TypeError) as error:
