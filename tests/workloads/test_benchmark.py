@@ -626,6 +626,45 @@ def test_a_server_that_refuses_chat_completions_is_named_before_any_load(
     assert "no template was given" in report["reason"]
 
 
+def test_a_shared_document_run_off_the_plan_is_reported_as_not_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The verdict judges the RAG run; the shared-document run is only reported — and a reader
+    took its req/s for a measurement. Where its traffic is not the plan's (here 60-token prompts
+    where the plan says 448: the shared document missing), the report says so beside it."""
+    import workloads.benchmark.__main__ as gate_main
+
+    report = json.loads(LEVEL.read_text())
+    prompts = report["benchmarks"][0]["metrics"]["prompt_token_count"]["successful"]
+    prompts["mean"] = 60.0
+    prompts["percentiles"] = {k: 60.0 for k in prompts["percentiles"]}
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps(report))
+    targets = replace(TARGETS, shared_prefix_tokens=400)
+
+    def run(name: str, spec: dict, bounds: list, out: Path) -> Run:
+        path = short if "shared-document" in name else LEVEL
+        return Run(name, (path,), tuple(bounds), tuple(parse_report(json.loads(path.read_text()))))
+
+    monkeypatch.setattr(gate_main, "run_guidellm", run)
+    target, server = _fake_vllm(200, {"choices": [{"message": {"content": "p"}}]})
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"stack": "t", "gate": asdict(targets)}))
+    try:
+        code = main(["--plan", str(plan), "--target", target, "--out", str(tmp_path / "r"),
+                     "--skip-capacity-search", "--concurrency", "4"])  # fmt: skip
+    finally:
+        server.shutdown()
+    gate = json.loads((tmp_path / "r" / "gate.json").read_text())
+    assert (code, gate["verdict"]) == (0, PASS)  # the RAG run, judged as before
+    (problems,) = gate["unjudged_runs"].values()
+    assert list(gate["unjudged_runs"]) == ["optimized / shared-document"]
+    assert "measured 60 prompt tokens, planned 448 (optimized shared-document" in problems[0]
+    markdown = (tmp_path / "r" / "gate.md").read_text()
+    assert "**Not measured as meant**" in markdown
+    assert "- optimized / shared-document: traffic did not match the plan" in markdown
+
+
 def test_the_chat_probe_accepts_a_completion_and_refuses_an_empty_answer() -> None:
     from workloads.benchmark.runner import EndpointDown, probe_chat
 

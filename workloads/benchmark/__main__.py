@@ -25,6 +25,7 @@ from workloads.benchmark.gate import (
     Check,
     Verdict,
     evaluate,
+    run_problems,
     shape_problems,
     steady_state_problem,
     targets_from_plan,
@@ -207,7 +208,16 @@ def main(argv: list[str] | None = None) -> int:
                         target, shape, levels_profile(levels), bounds,
                         args.out / f"{name}.json", targets, args.insecure, args.tokenizer,
                     )  # fmt: skip
-                    runs[endpoint][shape.name] = _measure(target, name, spec, bounds, args)
+                    runs[endpoint][shape.name] = measured = _measure(
+                        target, name, spec, bounds, args
+                    )
+                    # The verdict judges the RAG run; any other is reported, or refused here.
+                    if shape is not shapes[0] and (
+                        problems := run_problems(measured, shape, targets, endpoint)
+                    ):
+                        context.setdefault("unjudged_runs", {})[f"{endpoint} / {shape.name}"] = (
+                            problems
+                        )
                 # Traffic that is not the plan's is refused anyway: do not search with it.
                 if search and not shape_problems(runs[endpoint]["rag"], shapes[0], targets):
                     searches[endpoint] = search_capacity(

@@ -242,6 +242,18 @@ def little_problem(level: LevelMetrics) -> str | None:
     )
 
 
+def run_problems(run: Run, scenario: Scenario, targets: GatePlan, label: str) -> list[str]:
+    """Everything that keeps a run's levels from being what they meant — the plan's traffic,
+    the load applied, each level's steady state — for a run the verdict does not judge (the
+    shared-document scenario): its figures are reported as not measured, not as measured."""
+    problems = shape_problems(run, scenario, targets, label)
+    problems += load_problems(run, targets, label, scenario.name)
+    for level, bound in zip(run.levels, run.bounds, strict=False):
+        if level.successful and (problem := steady_state_problem(level, bound)):
+            problems.append(f"{problem} ({label} {scenario.name})")
+    return problems
+
+
 def steady_state_problem(level: LevelMetrics, bound: LevelBound) -> str | None:
     """A level that did not run as it was bounded: a count-bounded one must have finished every
     request it was to send (a time guard that stopped it first cut a slowed or stalled server
