@@ -579,5 +579,23 @@ def test_where_the_time_goes_bounds_the_levers_at_prods_shape() -> None:
     assert plan["shares"]["KV-cache reads"] > 0.15
     assert plan["requests_per_s"] < plan["matmul_only_requests_per_s"]
     assert plan["matmul_only_requests_per_s"] < 0.6 * plan["roofline_requests_per_s"]
-    # Even with attention free, the plan's matmuls cap it near 2× stock's measured 3.74 req/s.
-    assert plan["matmul_only_requests_per_s"] < 2.05 * 3.74
+    # Even with attention free, the plan's matmuls cap it at about 2× stock's measured 3.74
+    # req/s (7.70: 2.06×): 2× stock would take everything but the matmuls free.
+    assert 1.95 * 3.74 < plan["matmul_only_requests_per_s"] < 2.1 * 3.74
+
+
+def test_the_gemms_alone_leave_room_the_serving_step_does_not() -> None:
+    """The measured FP8 GEMMs alone (gpu_h200_gemm_rates.json, FLOP-weighted over a layer's
+    four linears) would put prod's shape at 73-79 % of the datasheet roofline with nothing else
+    in the step; the whole-step fit's matmul rate stops at 49 %: in serving a matmul costs
+    ≈ 1.5× its GEMM's time, which is where a faster step would have to come from."""
+    from benchmarks.gpu.h200.step_cost import BREAKDOWNS, GATE, SHAPES, breakdown, kernel_ceilings
+
+    roofline = breakdown(GATE / BREAKDOWNS[0][1], BREAKDOWNS[0][2])["roofline_requests_per_s"]
+    k = kernel_ceilings(SHAPES["rag"]["workload"])
+    assert [c["tokens"] for c in k["ceilings"]] == [2048, 8192]
+    at_2048, at_8192 = k["ceilings"]
+    assert 1100 < at_2048["gemm_tflops"] < at_8192["gemm_tflops"] < 1300
+    assert at_2048["gemm_only_requests_per_s"] > 0.6 * roofline
+    assert k["fitted_only_requests_per_s"] < 0.6 * roofline
+    assert 0.6 < k["fitted_tflops"] / at_2048["gemm_tflops"] < 0.7

@@ -26,10 +26,12 @@ from infra.load_model import simulate
 from infra.sizing import (
     StepCost,
     Workload,
+    _compute_rate_flops,
     attention_flops_per_token,
     matmul_flops_per_token,
 )
 
+GEMM_RATES = RESULTS / "gpu_h200_gemm_rates.json"
 SCALES_8BIT = (0.76, 0.78, 0.80, 0.82, 0.84, 0.86, 0.88, 0.90, 0.92)
 
 
@@ -86,17 +88,55 @@ def breakdown(server: Path, concurrency: int) -> dict[str, Any]:
     rate its matmuls alone allow (everything else free) — each lever's ceiling."""
     totals: dict[str, float] = {}
     workload = SHAPES["rag"]["workload"]
-    point = simulate(MODEL_PRESETS["llama-3.1-8b-instruct"].architecture, ACCELERATORS["H200"],
-                     knobs_of(server), workload, concurrency, step_cost=ledger(totals))  # fmt: skip
-    matmuls = totals.pop("matmuls at any bound")
+    architecture = MODEL_PRESETS["llama-3.1-8b-instruct"].architecture
+    knobs = knobs_of(server)
+    point = simulate(architecture, ACCELERATORS["H200"], knobs, workload, concurrency,
+                     step_cost=ledger(totals))  # fmt: skip
+    totals.pop("matmuls at any bound")
     elapsed = sum(totals.values())
-    per_request_s = matmuls / elapsed / point.requests_per_s
+    # One request's matmuls (every prompt and output token) at the fitted rate, nothing else.
+    per_request_flops = (workload.prompt_tokens + workload.output_tokens) * (
+        matmul_flops_per_token(architecture)
+    )
+    rate = _compute_rate_flops(ACCELERATORS["H200"], knobs.quantization, 1)
     return {
         "concurrency": concurrency,
         "requests_per_s": point.requests_per_s,
         "shares": {name: seconds / elapsed for name, seconds in totals.items()},
-        "matmul_only_requests_per_s": 1 / per_request_s,
+        "matmul_only_requests_per_s": rate / per_request_flops,
         "roofline_requests_per_s": roofline_requests_per_s(workload),
+    }
+
+
+def kernel_ceilings(workload: Workload, rates: Path = GEMM_RATES) -> dict[str, Any]:
+    """The FP8 GEMMs alone as measured on the H200 (`gemm_rates.py`: vLLM's kernel, each
+    linear timed on its own), FLOP-weighted over a decoder layer's four linears, per token
+    count M — and the request rate if one request's matmuls ran at that rate with nothing else
+    in the step — against the rate the whole-step fit gives a matmul in serving."""
+    architecture = MODEL_PRESETS["llama-3.1-8b-instruct"].architecture
+    h200 = ACCELERATORS["H200"]
+    per_request = (workload.prompt_tokens + workload.output_tokens) * matmul_flops_per_token(
+        architecture
+    )
+    measured = json.loads(rates.read_text())
+    by_m: dict[int, list[dict[str, Any]]] = {}
+    for row in measured["linears"]:
+        by_m.setdefault(row["m"], []).append(row)
+    fitted = _compute_rate_flops(h200, "fp8", 1)
+    ceilings = []
+    # Below 2,048 tokens each call's launch gap dominates (gpu_h200_gemm_rates.md): not a rate.
+    for m, rows in sorted(by_m.items()):
+        if m < 2048:
+            continue
+        flops = sum(2 * r["m"] * r["k"] * r["n"] for r in rows)
+        rate = flops / (sum(r["fp8_gemm_ms"] for r in rows) / 1e3)
+        ceilings.append({"tokens": m, "gemm_tflops": rate / 1e12,
+                         "gemm_only_requests_per_s": rate / per_request})  # fmt: skip
+    return {
+        "device": measured["device"],
+        "fitted_tflops": fitted / 1e12,
+        "fitted_only_requests_per_s": fitted / per_request,
+        "ceilings": ceilings,
     }
 
 
@@ -161,6 +201,7 @@ def compare(gate: Path = GATE) -> dict[str, Any]:
         "breakdowns": {
             label: breakdown(gate / server, streams) for label, server, streams in BREAKDOWNS
         },
+        "kernel_ceilings": kernel_ceilings(SHAPES["rag"]["workload"]),
         # Both ways at their own best scale, level by level.
         "at_best": {name: rows[name, b["compute_scale_8bit"]] for name, b in best.items()},
     }
@@ -224,7 +265,36 @@ def markdown(result: dict[str, Any]) -> str:
             + f" | {b['matmul_only_requests_per_s']:.2f} "
             f"({b['matmul_only_requests_per_s'] / b['roofline_requests_per_s']:.0%}) |"
         )  # fmt: skip
-    lines.append("")
+    k = result["kernel_ceilings"]
+    roofline = next(iter(result["breakdowns"].values()))["roofline_requests_per_s"]
+    lines += [
+        "",
+        f"The matmuls' own ceiling, measured ({k['device']}, `gpu_h200_gemm_rates.json`: vLLM's "
+        "FP8 GEMM, each linear timed alone, FLOP-weighted over a decoder layer's four): a "
+        "request's matmuls at that rate with nothing else in the step, against the rate the "
+        "whole-step fit gives a matmul in serving (the catalog's FP8 rate × scale):",
+        "",
+        "| matmul rate | TFLOP/s | prod's shape, matmuls alone: req/s (of the roofline) |",
+        "|---|---|---|",
+    ]
+    for c in k["ceilings"]:
+        alone = c["gemm_only_requests_per_s"]
+        lines.append(
+            f"| GEMM alone, {c['tokens']:,} tokens | {c['gemm_tflops']:,.0f} | "
+            f"{alone:.2f} ({alone / roofline:.0%}) |"
+        )
+    lines += [
+        f"| whole-step fit (in serving) | {k['fitted_tflops']:,.0f} | "
+        f"{k['fitted_only_requests_per_s']:.2f} "
+        f"({k['fitted_only_requests_per_s'] / roofline:.0%}) |",
+        "",
+        "At their own 2,048-token rate the GEMMs take "
+        f"{k['fitted_tflops'] / k['ceilings'][0]['gemm_tflops']:.0%} of the per-token time the "
+        "fit charges a matmul in serving; the rest is what the fit folds into it (activation "
+        "quantization, norms, rotary embedding, sampling, the launches between kernels). That "
+        "rest, not attention, is where a faster step at this shape would come from.",
+        "",
+    ]
     return "\n".join(lines)
 
 
