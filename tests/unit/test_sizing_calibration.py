@@ -346,6 +346,30 @@ def test_the_device_plans_say_their_server_has_random_weights(tmp_path: Path) ->
     assert all(json.loads(p.read_text())["model"]["random_weights"] is True for p in plans)
 
 
+def test_a_lever_is_the_plans_own_server_plus_one_setting_and_names_itself(tmp_path: Path) -> None:
+    """The CUDA-graph lever: the plan's optimized arguments at prod's shape, plus a capture size
+    up to its step budget (vLLM 0.25.1 stops at min(2 × max-num-seqs, 512) = 218 for the plan,
+    below every mixed step); serve.sh files the `.variant` and gate.sh names the run with it,
+    so the summary keeps the lever apart from the plan's own levels."""
+    from benchmarks.gpu.h200.plans import write
+
+    write(tmp_path)
+    own = (tmp_path / "rag-optimized.args").read_text().split()
+    lever = (tmp_path / "rag-optimized-cudagraph.args").read_text().split()
+    budget = own[own.index("--max-num-batched-tokens") + 1]
+    assert lever == [*own, "--max-cudagraph-capture-size", budget]
+    assert int(own[own.index("--max-num-seqs") + 1]) * 2 < int(budget)
+    variant = (tmp_path / "rag-optimized-cudagraph.variant").read_text().strip()
+    assert variant == f"CUDA graphs to {int(budget):,} tokens"
+    assert knobs_of(tmp_path / "rag-optimized-cudagraph.args") == knobs_of(
+        tmp_path / "rag-optimized.args"
+    )
+    assert '"${args_file%.args}.variant"' in (SCRIPTS / "serve.sh").read_text()
+    assert 'cp "${state%.args}.variant" "$out/variant"' in (SCRIPTS / "gate.sh").read_text()
+    queue = (SCRIPTS / "queue.txt").read_text().splitlines()
+    assert "rag-optimized-cudagraph rag-optimized-rag-only cg1792 109 1" in queue
+
+
 def test_stock_at_prods_shape_is_where_the_simulation_puts_it() -> None:
     """Stock vLLM (bf16, 8192-token steps) at 74 streams, the plan's stock capacity (ITL-bound),
     count-bounded: both targets met, ITL p95 48.8 ms of 50 — rate and ITL as simulated."""

@@ -19,9 +19,13 @@ mkdir -p "$out"
 cp "$plan" "$out/plan.json"
 state=${SERVER_STATE:-/tmp/server.args}
 cp "$state" "$out/server.args" 2>/dev/null || echo "no $state: not from serve.sh"
-# A lever's run names itself (VARIANT="FlashInfer attention"): the summary keeps it apart from
-# its profile's own levels.
-if [ -n "${VARIANT:-}" ]; then echo "$VARIANT" > "$out/variant"; fi
+# A lever's run names itself — VARIANT="FlashInfer attention", or the `.variant` serve.sh filed
+# beside the server's arguments — and the summary keeps it apart from its profile's own levels.
+if [ -n "${VARIANT:-}" ]; then
+  echo "$VARIANT" > "$out/variant"
+elif [ -f "${state%.args}.variant" ]; then
+  cp "${state%.args}.variant" "$out/variant"
+fi
 curl -sf 127.0.0.1:8000/metrics > "$out/metrics-before.txt"
 from_line=$(wc -l < /tmp/server.log)
 t0=$(date +%s)

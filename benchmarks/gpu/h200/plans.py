@@ -10,6 +10,8 @@ has one GPU) and the server arguments, into `--out` (default `gpu-bundle/run`):
 `<shape>-<profile>.args` is what `benchmarks/gpu/h200/serve.sh` starts vLLM with;
 `<shape>-<profile>-rag-only.json` is the same plan without the shared-document scenario, for
 repeats of the headline (uncached) level within one call's device time.
+`rag-optimized-<lever>.args` (+ `.variant`) is the plan's profile with one serving lever added
+(`levers`), measured against it at the same streams.
 """
 
 from __future__ import annotations
@@ -55,6 +57,21 @@ def server_args(plan: DeploymentPlan, profile: str) -> list[str]:
     return args
 
 
+def levers(plan: DeploymentPlan) -> dict[str, tuple[str, list[str]]]:
+    """Serving levers measured against the plan's own profile at prod's shape: name → (what
+    the run calls itself, the arguments added to the optimized server's). vLLM 0.25.1 captures
+    CUDA graphs up to min(2 × max-num-seqs, 512) tokens, so the plan's mixed prefill-decode
+    steps (the whole step budget) run their pieces eagerly; capturing up to the budget replays
+    them (`--max-cudagraph-capture-size`: sizes every 16 tokens from 256 up to it)."""
+    budget = plan.vllm.max_num_batched_tokens
+    return {
+        "cudagraph": (
+            f"CUDA graphs to {budget:,} tokens",
+            ["--max-cudagraph-capture-size", str(budget)],
+        ),
+    }
+
+
 def write(out: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {}
@@ -81,6 +98,12 @@ def write(out: Path) -> dict[str, Any]:
                 json.dumps(rag_only, indent=2, sort_keys=True)
             )
             (out / f"{name}.args").write_text(" ".join(server_args(plan, profile)) + "\n")
+            if shape == "rag" and profile == "optimized":
+                # serve.sh files `.variant` beside the args; gate.sh names each run with it.
+                for lever, (variant, extra) in levers(plan).items():
+                    args = [*server_args(plan, profile), *extra]
+                    (out / f"{name}-{lever}.args").write_text(" ".join(args) + "\n")
+                    (out / f"{name}-{lever}.variant").write_text(variant + "\n")
             one = gate.one_replica()
             summary[name] = {
                 "replicas": plan.sizing.replicas,

@@ -26,6 +26,13 @@ for _ in $(seq 1 200); do
   sleep 2
 done
 curl -sf 127.0.0.1:8000/health >/dev/null || { echo "server failed"; tail -30 /tmp/server.log; exit 1; }
-cp "$args_file" "${SERVER_STATE:-/tmp/server.args}"  # gate.sh files it beside each report
+state=${SERVER_STATE:-/tmp/server.args}
+cp "$args_file" "$state"  # gate.sh files it beside each report
+# A lever's server names itself (plans.py writes NAME.variant beside NAME.args); gate.sh files it.
+if [ -f "${args_file%.args}.variant" ]; then
+  cp "${args_file%.args}.variant" "${state%.args}.variant"
+else
+  rm -f "${state%.args}.variant"
+fi
 echo "up in $(( $(date +%s) - t0 )) s with $(cat "$args_file")"
 grep -oE 'KV cache size: [0-9,]+ tokens' /tmp/server.log | tail -1
