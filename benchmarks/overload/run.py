@@ -40,7 +40,7 @@ from typing import Any
 from infra.local import processes
 from infra.plan import build_plan
 from infra.stack_source import PROJECT_ROOT, load_stack
-from workloads.benchmark.gate import load_problems, shape_problems, steady_state_problem
+from workloads.benchmark.gate import run_problems
 from workloads.benchmark.metrics import LevelMetrics, parse_report
 from workloads.benchmark.runner import (
     chat_template_tokens,
@@ -122,13 +122,9 @@ def capacity_level(streams: int, targets: GatePlan, tokenizer: Path, out: Path) 
     spec = scenario_spec(f"http://127.0.0.1:{PORT}", scenario, levels_profile((streams,)), bounds,
                          out / "capacity.json", targets, tokenizer=str(tokenizer))  # fmt: skip
     run = run_guidellm("capacity", spec, bounds, out)
-    problems = shape_problems(run, scenario, targets, "unbounded")
-    problems += load_problems(run, targets, "unbounded", scenario.name)
-    (level,) = run.levels
-    if problem := steady_state_problem(level, bounds[0]):
-        problems.append(problem)
-    if problems:
+    if problems := run_problems(run, scenario, targets, "unbounded"):
         raise NotMeasured("capacity: " + "; ".join(problems))
+    (level,) = run.levels
     return level
 
 
