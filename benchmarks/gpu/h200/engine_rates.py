@@ -17,14 +17,20 @@ are left out.
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
 import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks.gpu.h200.summary import GATE, RESULTS, SHAPES, Level, knobs_of, levels
+from benchmarks.gpu.h200.summary import (
+    GATE,
+    SHAPES,
+    Level,
+    knobs_of,
+    levels,
+    out_path,
+    write_results,
+)
 from infra.catalog import ACCELERATORS, MODEL_PRESETS
 from infra.load_model import simulate
 from infra.sizing import StepCost
@@ -169,12 +175,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=RESULTS / "gpu_h200_engine_rates")
-    out = parser.parse_args().out
+    out = out_path(__doc__, "gpu_h200_engine_rates")
     rows = compare()
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(rows))
+    write_results(out, rows, markdown(rows))
     print(markdown(rows))
 
 

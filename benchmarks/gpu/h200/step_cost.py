@@ -13,14 +13,22 @@ alike: its 8,192-token prefill chunks' attention outweighs its KV reads).
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.gpu.h200.summary import GATE, RESULTS, SHAPES, Level, knobs_of, levels
+from benchmarks.gpu.h200.summary import (
+    GATE,
+    RESULTS,
+    SHAPES,
+    Level,
+    knobs_of,
+    levels,
+    out_path,
+    write_results,
+)
 from infra.catalog import ACCELERATORS, MODEL_PRESETS, Accelerator
 from infra.load_model import simulate
 from infra.sizing import (
@@ -299,12 +307,9 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=RESULTS / "gpu_h200_step_cost")
-    out = parser.parse_args().out
+    out = out_path(__doc__, "gpu_h200_step_cost")
     result = compare()
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(result))
+    write_results(out, result, markdown(result))
     print(markdown(result).split("Each way")[0])
 
 

@@ -388,13 +388,23 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def out_path(doc: str | None, name: str) -> Path:
+    """`--out` of a script that writes `benchmarks/results/NAME.{json,md}` (the default)."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--out", type=Path, default=RESULTS / name)
+    return parser.parse_args().out
+
+
+def write_results(out: Path, result: Any, text: str) -> None:
+    """A derived result beside its table: OUT.json and OUT.md."""
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(text)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=RESULTS / "gpu_h200_summary")
-    out = parser.parse_args().out
+    out = out_path(__doc__, "gpu_h200_summary")
     summary = summarize()
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(summary))
+    write_results(out, summary, markdown(summary))
     plot(summary, out.with_suffix(".png"))
     print(markdown(summary).split("Every level")[0])
 
