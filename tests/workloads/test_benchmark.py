@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,15 @@ def _run(path: Path, targets: GatePlan = TARGETS) -> Run:
     return Run(path.stem, (path,), bounds, levels)
 
 
+def _changed_level(tmp_path: Path, change: Callable[[dict], object], name: str) -> Path:
+    """The golden level's GuideLLM report with `change` applied to its one benchmark, as a file."""
+    report = json.loads(LEVEL.read_text())
+    change(report["benchmarks"][0])
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(report))
+    return path
+
+
 def test_golden_report_parses_to_the_measured_numbers() -> None:
     levels = parse_report(json.loads(GOLDEN.read_text()))
     assert [level.concurrency for level in levels] == [1, 4]
@@ -125,12 +135,13 @@ def test_a_mean_on_the_plan_hiding_requests_off_it_is_not_judged(tmp_path: Path)
     """Half the prompts empty and half twice the plan's length average to the plan's 447
     tokens: a check of the mean alone would judge that traffic; the per-request range does not."""
     assert _run(LEVEL).levels[0].prompt_tokens_range == (447.0, 447.0)
-    report = json.loads(LEVEL.read_text())
-    prompts = report["benchmarks"][0]["metrics"]["prompt_token_count"]["successful"]
-    assert prompts["mean"] == pytest.approx(447.0)
-    prompts["percentiles"] |= {"p001": 0.0, "p01": 0.0, "p99": 894.0, "p999": 894.0}
-    mixed = tmp_path / "mixed.json"
-    mixed.write_text(json.dumps(report))
+
+    def half_empty_half_double(benchmark: dict) -> None:
+        prompts = benchmark["metrics"]["prompt_token_count"]["successful"]
+        assert prompts["mean"] == pytest.approx(447.0)
+        prompts["percentiles"] |= {"p001": 0.0, "p01": 0.0, "p99": 894.0, "p999": 894.0}
+
+    mixed = _changed_level(tmp_path, half_empty_half_double, "mixed")
     verdict = evaluate(_run(mixed), TARGETS, RAG)
     assert verdict.status == COULD_NOT_MEASURE and verdict.checks == ()
     assert "prompt tokens per request ranged 0-894 (1st-99th percentile; mean 447)" in (
@@ -233,23 +244,24 @@ def test_a_count_bounded_level_cut_short_by_its_time_guard_is_not_judged(tmp_pat
         216,
         0,
     )
-    report = json.loads(LEVEL.read_text())
-    report["benchmarks"][0]["scheduler_state"] |= {
-        "processed_requests": 150,
-        "cancelled_requests": 6,
-    }
-    cut = tmp_path / "cut.json"
-    cut.write_text(json.dumps(report))
+
+    def stopped_at_150(benchmark: dict) -> None:
+        benchmark["scheduler_state"] |= {"processed_requests": 150, "cancelled_requests": 6}
+
+    cut = _changed_level(tmp_path, stopped_at_150, "cut")
     verdict = evaluate(_run(cut), TARGETS, RAG)
     assert verdict.status == COULD_NOT_MEASURE and verdict.checks == ()
     assert "concurrency 4 finished 144 of the 216 requests it was to send (6 cancelled)" in (
         verdict.reason
     )
+
     # A time-bounded level (--seconds) ends by its clock, cancelling what is in flight: no count
     # to finish, so nothing to refuse here.
-    report["benchmarks"][0]["scheduler_state"]["progress"]["total_requests"] = None
-    cut.write_text(json.dumps(report))
-    (timed,) = _run(cut).levels
+    def timed_out_at_150(benchmark: dict) -> None:
+        stopped_at_150(benchmark)
+        benchmark["scheduler_state"]["progress"]["total_requests"] = None
+
+    (timed,) = _run(_changed_level(tmp_path, timed_out_at_150, "timed")).levels
     assert timed.planned_requests is None
     assert steady_state_problem(timed, level_bound(TARGETS, 4)) is None
 
@@ -634,12 +646,12 @@ def test_a_shared_document_run_off_the_plan_is_reported_as_not_measured(
     where the plan says 448: the shared document missing), the report says so beside it."""
     import workloads.benchmark.__main__ as gate_main
 
-    report = json.loads(LEVEL.read_text())
-    prompts = report["benchmarks"][0]["metrics"]["prompt_token_count"]["successful"]
-    prompts["mean"] = 60.0
-    prompts["percentiles"] = {k: 60.0 for k in prompts["percentiles"]}
-    short = tmp_path / "short.json"
-    short.write_text(json.dumps(report))
+    def sixty_token_prompts(benchmark: dict) -> None:
+        prompts = benchmark["metrics"]["prompt_token_count"]["successful"]
+        prompts["mean"] = 60.0
+        prompts["percentiles"] = {k: 60.0 for k in prompts["percentiles"]}
+
+    short = _changed_level(tmp_path, sixty_token_prompts, "short")
     targets = replace(TARGETS, shared_prefix_tokens=400)
 
     def run(name: str, spec: dict, bounds: list, out: Path) -> Run:
