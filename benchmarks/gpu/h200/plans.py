@@ -62,7 +62,10 @@ def levers(plan: DeploymentPlan) -> dict[str, tuple[str, list[str]]]:
     the run calls itself, the arguments added to the optimized server's). vLLM 0.25.1 captures
     CUDA graphs up to min(2 × max-num-seqs, 512) tokens, so the plan's mixed prefill-decode
     steps (the whole step budget) run their pieces eagerly; capturing up to the budget replays
-    them (`--max-cudagraph-capture-size`: sizes every 16 tokens from 256 up to it)."""
+    them (`--max-cudagraph-capture-size`: sizes every 16 tokens from 256 up to it). Measured
+    on the H200 (2026-12-04, 109 streams, `prod-shape-repeats/cg1792-c109-r1`): 5.40 req/s
+    against the plan's own 5.63-5.73 — slower, so the plan's arguments leave it out; written
+    still, so the run can be reproduced."""
     budget = plan.vllm.max_num_batched_tokens
     return {
         "cudagraph": (
