@@ -576,6 +576,50 @@ def test_the_summary_holds_every_level_to_the_gates_shape_rule(tmp_path: Path) -
         list(levels(gate))
 
 
+def test_the_summary_holds_each_requests_tokens_where_the_report_keeps_them(
+    tmp_path: Path,
+) -> None:
+    """Reports since 2026-12-04 keep each level's 1st and 99th percentile of tokens per request:
+    a mean on the plan's shape made of short and long requests is refused, as the gate would."""
+    from benchmarks.gpu.h200.summary import NotThePlansTraffic, levels
+
+    gate = tmp_path / "gate"
+    shutil.copytree(H200_GATE, gate)
+    report = gate / "prod-shape-repeats" / "stock74-r4" / "gate.json"
+    document = json.loads(report.read_text())
+    (level,) = document["runs"]["stock"]["rag"]["levels"]
+    assert level["prompt_tokens_range"] == [6400.0, 6401.0]
+    assert len(list(levels(gate))) == len(list(levels()))
+    level["prompt_tokens_range"] = [3200.0, 9600.0]  # the same mean, halves and one-and-a-halves
+    report.write_text(json.dumps(document))
+    with pytest.raises(NotThePlansTraffic, match=r"stock74-r4.*prompt tokens.*3200"):
+        list(levels(gate))
+
+
+def test_the_uncached_headline_was_served_by_no_prefix_cache(tmp_path: Path) -> None:
+    """Every committed run of the rag scenario alone read vLLM's /metrics before and after: its
+    prefix cache served none of the prompt tokens it looked up (the 7-token chat template is
+    under one KV block), so each rate is uncached capacity. A run whose cache served its
+    prompts is refused: its rate would not be the capacity the plan states."""
+    from benchmarks.gpu.h200.summary import NotThePlansTraffic, levels, prefix_cache_hit_share
+
+    runs = [p.parent for p in H200_GATE.rglob("metrics-after.txt")]
+    assert len(runs) >= 24
+    assert {prefix_cache_hit_share(run) for run in runs} == {0.0}
+    gate = tmp_path / "gate"
+    shutil.copytree(H200_GATE, gate)
+    after = gate / "prod-shape-repeats" / "stock74-r4" / "metrics-after.txt"
+    text = after.read_text()
+    hits = 'vllm:prefix_cache_hits_total{engine="0",model_name="m"} 0.0'
+    assert hits in text
+    after.write_text(text.replace(hits, hits.replace(" 0.0", " 2.8e+06")))
+    assert prefix_cache_hit_share(after.parent) == pytest.approx(2.8e6 / 5_683_944, rel=1e-6)
+    with pytest.raises(NotThePlansTraffic, match=r"stock74-r4.*prefix cache served 49\.3%"):
+        list(levels(gate))
+    (after.parent / "metrics-before.txt").unlink()
+    assert prefix_cache_hit_share(after.parent) is None
+
+
 def test_the_plans_capacity_holds_against_every_run_of_its_boundary() -> None:
     """All count-bounded runs of the 2048-token profile at its boundary (112 streams, prod's
     shape: 5.85, 5.81, 5.70 req/s over two days; ITL p95 49.1, 49.5, 50.4 ms) against the
