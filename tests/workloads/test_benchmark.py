@@ -581,8 +581,11 @@ def test_a_server_that_dies_during_a_run_is_could_not_measure(
     assert "stopped answering during guidellm-optimized-rag" in report["reason"]
 
 
-def _fake_vllm(chat_status: int, chat_body: dict) -> tuple[str, Any]:
-    """An HTTP server answering /v1/models and /v1/chat/completions as vLLM does."""
+def _fake_vllm(
+    chat_status: int, chat_body: dict, metrics: dict[str, float] | None = None
+) -> tuple[str, Any]:
+    """An HTTP server answering /v1/models and /v1/chat/completions as vLLM does, and /metrics
+    with `metrics` (read at each request: a test moves them) in Prometheus' text format."""
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -596,6 +599,16 @@ def _fake_vllm(chat_status: int, chat_body: dict) -> tuple[str, Any]:
             self.wfile.write(data)
 
         def do_GET(self) -> None:
+            if self.path == "/metrics" and metrics is not None:
+                text = "".join(
+                    f'# TYPE {name} counter\n{name}{{engine="0",model_name="m"}} {value}\n'
+                    for name, value in metrics.items()
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(text)))
+                self.end_headers()
+                self.wfile.write(text)
+                return
             self._answer(200, {"data": [{"id": "m"}]})
 
         def do_POST(self) -> None:
@@ -675,6 +688,96 @@ def test_a_shared_document_run_off_the_plan_is_reported_as_not_measured(
     markdown = (tmp_path / "r" / "gate.md").read_text()
     assert "**Not measured as meant**" in markdown
     assert "- optimized / shared-document: traffic did not match the plan" in markdown
+
+
+QUERIES, HITS = "vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total"
+
+
+def _gate_with_cache(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    served: dict[str, float],
+    metrics: dict[str, float],
+    shared_prefix_tokens: int = 0,
+) -> tuple[int, dict]:
+    """The gate CLI against a fake vLLM whose /metrics counters move as each scenario's run
+    would move them: `served` is the share of its prompt tokens the prefix cache served."""
+    import workloads.benchmark.__main__ as gate_main
+
+    def run(name: str, spec: dict, bounds: list, out: Path) -> Run:
+        looked_up = 161 * 447.0
+        if QUERIES in metrics:
+            metrics[QUERIES] += looked_up
+        if HITS in metrics:
+            metrics[HITS] += looked_up * served["shared-document" if "shared" in name else "rag"]
+        return Run(
+            name, (LEVEL,), tuple(bounds), tuple(parse_report(json.loads(LEVEL.read_text())))
+        )
+
+    monkeypatch.setattr(gate_main, "run_guidellm", run)
+    targets = replace(TARGETS, shared_prefix_tokens=shared_prefix_tokens)
+    target, server = _fake_vllm(200, {"choices": [{"message": {"content": "p"}}]}, metrics)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"stack": "t", "gate": asdict(targets)}))
+    try:
+        code = main(["--plan", str(plan), "--target", target, "--out", str(tmp_path / "r"),
+                     "--skip-capacity-search", "--concurrency", "4",
+                     "--metrics-url", f"{target}/metrics"])  # fmt: skip
+    finally:
+        server.shutdown()
+    return code, json.loads((tmp_path / "r" / "gate.json").read_text())
+
+
+def test_an_uncached_run_the_prefix_cache_served_is_not_judged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The RAG scenario's prompts are unique: a rate measured while vLLM's prefix cache served
+    40 % of them is a cached rate, not the capacity the plan states — refused, naming it. With
+    0 % served the same run is judged, and the report carries the share it read."""
+    metrics = {QUERIES: 1000.0, HITS: 10.0}
+    code, gate = _gate_with_cache(tmp_path, monkeypatch, {"rag": 0.4}, metrics)
+    assert (code, gate["verdict"]) == (2, COULD_NOT_MEASURE)
+    assert (
+        "prefix cache served 40.0% of the prompt tokens, where the prompts share 0.0%"
+        in (gate["reason"])
+    )
+    code, gate = _gate_with_cache(tmp_path / "b", monkeypatch, {"rag": 0.0}, metrics)
+    assert (code, gate["verdict"]) == (0, PASS)
+    assert gate["runs"]["optimized"]["rag"]["prefix_cache_hit_share"] == 0.0
+
+
+def test_a_shared_document_run_the_cache_did_not_serve_is_not_measured_as_meant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared document is 400 of each 448-token prompt: a run whose cache served none of
+    it (prefix caching off, or the metrics of another replica) measured no caching; one that
+    served 85 % of the prompt tokens did."""
+    metrics = {QUERIES: 0.0, HITS: 0.0}
+    served = {"rag": 0.0, "shared-document": 0.0}
+    code, gate = _gate_with_cache(tmp_path, monkeypatch, served, metrics, 400)
+    assert (code, gate["verdict"]) == (0, PASS)  # the RAG run, judged as before
+    (problems,) = gate["unjudged_runs"].values()
+    assert (
+        "prefix cache served 0.0% of the prompt tokens, where the shared document is"
+        in (problems[0])
+    )
+    served["shared-document"] = 0.85
+    code, gate = _gate_with_cache(tmp_path / "b", monkeypatch, served, metrics, 400)
+    assert "unjudged_runs" not in gate
+    shared = gate["runs"]["optimized"]["shared-document"]["prefix_cache_hit_share"]
+    assert shared == pytest.approx(0.85)
+
+
+def test_metrics_that_are_not_vllms_cannot_measure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, gate = _gate_with_cache(tmp_path, monkeypatch, {"rag": 0.0}, {QUERIES: 5.0})
+    assert (code, gate["verdict"]) == (2, COULD_NOT_MEASURE)
+    assert (
+        f"carries no {HITS}: --metrics-url must name each replica's vLLM /metrics"
+        in (gate["reason"])
+    )
 
 
 def test_the_chat_probe_accepts_a_completion_and_refuses_an_empty_answer() -> None:

@@ -48,6 +48,7 @@ from workloads.benchmark.runner import (
     joined,
     levels_profile,
     load_levels,
+    prefix_cache_counts,
     probe_chat,
     run_guidellm,
     scenario_spec,
@@ -118,6 +119,14 @@ def main(argv: list[str] | None = None) -> int:
         "compare the served log-probabilities with the Job's (fails a swapped checkpoint)",
     )
     parser.add_argument("--tokenizer", help="local tokenizer folder (default: the model name)")
+    parser.add_argument(
+        "--metrics-url",
+        nargs="+",
+        metavar="URL",
+        help="vLLM's /metrics of every replica behind --target: each scenario's prefix-cache "
+        "hits are read from them and held to what its prompts share (an uncached run the cache "
+        "served, or a shared-document run it did not, is refused)",
+    )
     parser.add_argument(
         "--insecure",
         action="store_true",
@@ -201,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                         if not quality.passed:
                             break  # another model than the measured one: no load needed
                 runs[endpoint] = {}
+                metered = args.metrics_url if endpoint == label else None
                 for shape in shapes:
                     bounds = [level_bound(targets, c, args.seconds) for c in levels]
                     name = f"guidellm-{endpoint}-{shape.name}"
@@ -209,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.out / f"{name}.json", targets, args.insecure, args.tokenizer,
                     )  # fmt: skip
                     runs[endpoint][shape.name] = measured = _measure(
-                        target, name, spec, bounds, args
+                        target, name, spec, bounds, args, metered
                     )
                     # The verdict judges the RAG run; any other is reported, or refused here.
                     if shape is not shapes[0] and (
@@ -221,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
                 # Traffic that is not the plan's is refused anyway: do not search with it.
                 if search and not shape_problems(runs[endpoint]["rag"], shapes[0], targets):
                     searches[endpoint] = search_capacity(
-                        _prober(target, endpoint, shapes[0], targets, args), targets, shapes[0],
-                        endpoint,
+                        _prober(target, endpoint, shapes[0], targets, args, metered), targets,
+                        shapes[0], endpoint,
                     )  # fmt: skip
     except EndpointDown as error:
         verdict = Verdict(COULD_NOT_MEASURE, str(error), (), None)
@@ -282,20 +292,34 @@ def _measure(
     spec: dict[str, Any],
     bounds: list[LevelBound],
     args: argparse.Namespace,
+    metrics_urls: list[str] | None = None,
 ) -> Run:
     """One GuideLLM run, then the endpoint's health. A server that died during the run is the
-    reason given, also when GuideLLM itself failed on the refused connections."""
+    reason given, also when GuideLLM itself failed on the refused connections. With
+    `metrics_urls`, the run carries the share of its prompt tokens vLLM's prefix cache served
+    (its counters read before and after)."""
+    before = prefix_cache_counts(metrics_urls, insecure=args.insecure) if metrics_urls else None
     try:
         run = run_guidellm(name, spec, bounds, args.out)
     except EndpointDown:
         _still_answering(target, name, args.insecure)
         raise
     _still_answering(target, name, args.insecure)
+    if metrics_urls and before is not None:
+        queries, hits = prefix_cache_counts(metrics_urls, insecure=args.insecure)
+        if queries > before[0]:
+            share = (hits - before[1]) / (queries - before[0])
+            run = dataclasses.replace(run, prefix_cache_hit_share=share)
     return run
 
 
 def _prober(
-    target: str, endpoint: str, shape: Scenario, targets: GatePlan, args: argparse.Namespace
+    target: str,
+    endpoint: str,
+    shape: Scenario,
+    targets: GatePlan,
+    args: argparse.Namespace,
+    metrics_urls: list[str] | None = None,
 ) -> Callable[[int], Run]:
     """One capacity-search probe: a count-bounded level at `streams`, sized for them."""
 
@@ -306,7 +330,7 @@ def _prober(
             target, shape, levels_profile((streams,)), bounds, args.out / f"{name}.json",
             targets, args.insecure, args.tokenizer,
         )  # fmt: skip
-        return _measure(target, name, spec, bounds, args)
+        return _measure(target, name, spec, bounds, args, metrics_urls)
 
     return probe
 

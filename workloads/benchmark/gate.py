@@ -187,7 +187,42 @@ def shape_problems(
                     f"{measured:.0f}), planned {planned} each ({where}; more than "
                     f"±{tolerance:.0%} off)"
                 )
+    if (problem := prefix_cache_problem(run, scenario, label)) is not None:
+        problems.append(problem)
     return problems
+
+
+# A scenario's prompts share its shared document and the chat template (a few tokens, under one
+# KV block) and nothing else: the prefix cache may serve the document's share of each prompt, at
+# most this much more — and at least CACHED_SHARE_FLOOR of it, or no cache was measured.
+CACHE_HIT_SLACK = 0.01
+CACHED_SHARE_FLOOR = 0.8
+
+
+def prefix_cache_problem(run: Run, scenario: Scenario, label: str = "optimized") -> str | None:
+    """The run's prefix-cache hits (vLLM's /metrics, where the gate read them) against what its
+    traffic shares: an uncached scenario the cache served measures a cached rate, not the
+    capacity the plan states; a shared-document scenario the cache did not serve measures no
+    caching."""
+    share = run.prefix_cache_hit_share
+    if share is None:
+        return None
+    meant = scenario.prefix_tokens / scenario.planned_prompt_tokens
+    where = f"{label} {scenario.name}"
+    if share > meant + CACHE_HIT_SLACK:
+        return (
+            f"traffic did not match the plan: vLLM's prefix cache served {share:.1%} of the "
+            f"prompt tokens, where the prompts share {meant:.1%} ({where}) — the measured rate "
+            "is a cached one; check that the load generator's prompts are unique"
+        )
+    if share < CACHED_SHARE_FLOOR * meant:
+        return (
+            f"traffic did not match the plan: vLLM's prefix cache served {share:.1%} of the "
+            f"prompt tokens, where the shared document is {meant:.1%} of each ({where}) — "
+            "nothing cached was measured; check --enable-prefix-caching and that --metrics-url "
+            "names every replica behind the target"
+        )
+    return None
 
 
 def load_problems(

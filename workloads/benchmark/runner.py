@@ -127,6 +127,37 @@ def probe_chat(target: str, model: str, timeout_s: float = 120.0, insecure: bool
         raise EndpointDown(f"{target} answered a chat completion without choices: {answer!r:.200}")
 
 
+PREFIX_CACHE_COUNTERS = ("vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total")
+
+
+def prefix_cache_counts(
+    urls: list[str], timeout_s: float = 10.0, insecure: bool = False
+) -> tuple[float, float]:
+    """Prompt tokens vLLM's prefix cache looked up and served so far, summed over the replicas'
+    /metrics `urls` (Prometheus text; every engine's label set counted). EndpointDown when one
+    does not answer or is not vLLM's."""
+    context = ssl._create_unverified_context() if insecure else None
+    totals = dict.fromkeys(PREFIX_CACHE_COUNTERS, 0.0)
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s, context=context) as reply:
+                text = reply.read().decode()
+        except (urllib.error.URLError, OSError) as error:
+            raise EndpointDown(f"{url} did not answer (--metrics-url): {error}") from None
+        found = set()
+        for line in text.splitlines():
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            if name in totals:
+                totals[name] += float(line.rsplit(" ", 1)[1])
+                found.add(name)
+        if missing := set(PREFIX_CACHE_COUNTERS) - found:
+            raise EndpointDown(
+                f"{url} carries no {', '.join(sorted(missing))}: --metrics-url must name each "
+                "replica's vLLM /metrics (vLLM ≥ 0.10)"
+            )
+    return totals[PREFIX_CACHE_COUNTERS[0]], totals[PREFIX_CACHE_COUNTERS[1]]
+
+
 def _transient(bounded_by: str) -> dict[str, Any]:
     return {"percent": TRANSIENT_SHARE, "mode": "duration" if bounded_by == "seconds" else
             "requests"}  # fmt: skip
@@ -220,6 +251,9 @@ class Run:
     reports: tuple[Path, ...]  # GuideLLM's raw reports, as it wrote them
     bounds: tuple[LevelBound, ...]
     levels: tuple[LevelMetrics, ...]
+    # Prompt tokens vLLM's prefix cache served over those it looked up during the run, from
+    # its /metrics (`--metrics-url`); None where the gate was not given them.
+    prefix_cache_hit_share: float | None = None
 
 
 def joined(name: str, runs: list[Run]) -> Run:

@@ -3,7 +3,8 @@
 # replica of a plan written by benchmarks/gpu/h200/plans.py. Args: PLAN LABEL [gate options],
 # e.g.  bash benchmarks/gpu/h200/gate.sh gpu-bundle/run/rag-optimized.json rag-opt-86
 # vLLM's own /metrics are read before and after (server-side queue, prefill and TTFT
-# histograms: `python -m benchmarks.gpu.h200.server_metrics` splits TTFT with them), and the
+# histograms: `python -m benchmarks.gpu.h200.server_metrics` splits TTFT with them; the gate
+# itself reads the prefix-cache counters around each scenario, --metrics-url), and the
 # server's periodic stats lines (running / waiting requests) are kept.
 set -uo pipefail
 plan=${1:?plan json}; label=${2:?label}; shift 2
@@ -30,7 +31,8 @@ curl -sf 127.0.0.1:8000/metrics > "$out/metrics-before.txt"
 from_line=$(wc -l < /tmp/server.log)
 t0=$(date +%s)
 python3 -m workloads.benchmark --plan "$plan" --target http://127.0.0.1:8000 \
-  --tokenizer gpu-bundle/llama8b-bpe --out "$out" --one-replica "$@"
+  --tokenizer gpu-bundle/llama8b-bpe --out "$out" --one-replica \
+  --metrics-url http://127.0.0.1:8000/metrics "$@"
 echo "gate $label exit $? after $(( $(date +%s) - t0 )) s"
 curl -sf 127.0.0.1:8000/metrics > "$out/metrics-after.txt"
 tail -n +"$from_line" /tmp/server.log | grep -v '"POST \|"GET ' > "$out/server-stats.log"
