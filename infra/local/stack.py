@@ -470,6 +470,8 @@ class LocalStack:
             str(self.env.workloads), "-m", "workloads.benchmark", "--plan", str(plan_file),
             "--target", self._url(self.options.ports.vllm), "--out", str(out),
             "--tokenizer", checkpoint,
+            # vLLM's own prefix-cache counters: each scenario cached, or not, as it means.
+            "--metrics-url", self._url(self.options.ports.vllm, "/metrics"),
         ]  # fmt: skip
         if self.options.benchmark_seconds:
             command += ["--seconds", str(self.options.benchmark_seconds)]

@@ -304,6 +304,42 @@ def test_scenario_file_carries_counts_transients_and_objectives(tmp_path: Path) 
     assert spec["data"] == [{"kind": "synthetic_text", "prompt_tokens": 448, "output_tokens": 32}]
     assert spec["tokenizer"]["model"] == "/models/tiny"
     assert search_range(TARGETS) == (16, 64)
+    # Each file its own seed (GuideLLM's default 42 repeats every run's prompts), written down.
+    seeds = {
+        scenario_spec("http://x", RAG, levels_profile((2,)), bounds, tmp_path / "o.json",
+                      TARGETS)["spec"]["seed"]["value"]
+        for _ in range(8)
+    }  # fmt: skip
+    assert len(seeds) == 8
+    replayed = scenario_spec("http://x", RAG, levels_profile((2,)), bounds, tmp_path / "o.json",
+                             TARGETS, seed=7)["spec"]  # fmt: skip
+    assert replayed["seed"] == {"kind": "static", "value": 7}
+
+
+def test_guidellm_sends_other_prompts_under_another_seed(tiny_model, tmp_path: Path) -> None:
+    """GuideLLM's own synthetic data (what the scenario's `data` asks for): one seed gives the
+    same prompts every run — what a server's prefix cache can serve again — another gives
+    others. The scenario's `seed` is a field GuideLLM's own argument schema takes."""
+    from guidellm.data.deserializers.synthetic import SyntheticTextDataset
+    from guidellm.schemas.benchmark.entrypoints import BenchmarkScenario
+    from guidellm.schemas.data import SyntheticTextDataArgs
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)  # BPE: prompts of their real length
+    config = SyntheticTextDataArgs(prompt_tokens=64, output_tokens=8)
+
+    def prompts(seed: int) -> list[str]:
+        rows = iter(SyntheticTextDataset(config, tokenizer, random_seed=seed))
+        return [str(next(rows)) for _ in range(4)]
+
+    assert len(set(prompts(42))) == 4 and all('"text_column":[""]' not in p for p in prompts(42))
+    assert prompts(42) == prompts(42)
+    assert not set(prompts(42)) & set(prompts(43_000))
+    spec = scenario_spec("http://x", RAG, levels_profile((2,)), [level_bound(TARGETS, 2)],
+                         tmp_path / "o.json", TARGETS, seed=1234)  # fmt: skip
+    scenario_file = tmp_path / "rag.scenario.json"
+    scenario_file.write_text(json.dumps(spec))
+    assert BenchmarkScenario.create(scenario_file).spec.seed.value == 1234  # as `guidellm run`
 
 
 def _probe_at(capacity: int, sent: list[int], targets: GatePlan = TARGETS):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import ssl
@@ -182,8 +183,15 @@ def scenario_spec(
     targets: GatePlan,
     insecure: bool = False,
     tokenizer: str | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
-    """A GuideLLM 0.8 scenario file: the plan's traffic, the profile, its bounds, the SLO."""
+    """A GuideLLM 0.8 scenario file: the plan's traffic, the profile, its bounds, the SLO.
+
+    GuideLLM draws its synthetic prompts from one seed (42 unless told): every run would send
+    the same prompts, and a server that kept the last run's in its prefix cache (the local
+    stack's speed probe, a capacity search's earlier probe) would serve this one's from it —
+    33 % of the local gate's "uncached" prompt tokens were. Each scenario file gets a seed of
+    its own (`seed`, or a fresh random one), written into it so the run can be replayed."""
     data: dict[str, Any] = {
         "kind": "synthetic_text",
         "prompt_tokens": scenario.prompt_tokens,
@@ -206,6 +214,8 @@ def scenario_spec(
         "metrics": {"kind": "generative",
                     "slo": {"ttft_ms": targets.ttft_p95_ms, "tpot_ms": targets.itl_p95_ms}},
         "outputs": [{"kind": "json", "path": str(output)}],
+        "seed": {"kind": "static",
+                 "value": seed if seed is not None else secrets.randbelow(2**31)},
     }  # fmt: skip
     if tokenizer:
         # Token counts need the served model's tokenizer: a local folder keeps air-gapped
