@@ -77,6 +77,10 @@ WAVES_MEASURED = 4
 # with GuideLLM on its own core: 3.75 of 4 in flight on 180 ms requests, 111.97 of 112 on 19 s
 # ones); below this share of the planned streams in flight, the load was not applied.
 APPLIED_LOAD_TOLERANCE = 0.10
+# A scenario's prompts share its shared document and the chat template (a few tokens, under one
+# KV block) and nothing else: vLLM's prefix cache may serve the document's share of each prompt
+# and at most this much more — for the uncached RAG scenario, next to nothing.
+CACHE_HIT_SLACK = 0.01
 # In a steady state Little's law holds: throughput = requests in flight / mean latency. A level
 # whose measured req/s is further than this from it measured a transient — the first wave's
 # burst completing inside the window — not the server's rate. (A level of few waves gets more:

@@ -30,6 +30,7 @@ from infra.load_model import simulate
 from infra.sizing import ServingKnobs, Workload
 from workloads.contract import (
     APPLIED_LOAD_TOLERANCE,
+    CACHE_HIT_SLACK,
     TRANSIENT_SHARE,
     WAVES_MEASURED,
     target_runs,
@@ -152,11 +153,6 @@ def discovered(gate: Path = GATE) -> list[tuple[str, str, str, str]]:
     return runs
 
 
-# The rag scenario's prompts share nothing but the chat template (7 tokens, under one 16-token
-# KV block): vLLM's prefix cache must serve next to none of their prompt tokens.
-UNCACHED_HIT_LIMIT = 0.01
-
-
 def prefix_cache_hit_share(run_dir: Path) -> float | None:
     """Prompt tokens vLLM's prefix cache served over those it looked up during the run, from
     /metrics read before and after it (gate.sh, since 2026-12-03); None without both."""
@@ -199,10 +195,10 @@ def levels(gate: Path = GATE) -> Iterator[Level]:
         # A run of the rag scenario alone: its server's prefix cache must have served none of it,
         # or its rate is a cached one, not the uncached capacity the plan states.
         share = prefix_cache_hit_share((gate / report).parent)
-        if set(runs) == {"rag"} and share is not None and share > UNCACHED_HIT_LIMIT:
+        if set(runs) == {"rag"} and share is not None and share > CACHE_HIT_SLACK:
             raise NotThePlansTraffic(
                 f"{report}: vLLM's prefix cache served {share:.1%} of its prompt tokens; the "
-                f"rag scenario is uncached traffic (at most {UNCACHED_HIT_LIMIT:.0%})"
+                f"rag scenario is uncached traffic (at most {CACHE_HIT_SLACK:.0%})"
             )
         tolerance = document["targets"]["shape_tolerance"]
         for level in rag["levels"]:
