@@ -6,6 +6,7 @@ python -m benchmarks.overload.report
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import matplotlib
 
@@ -13,6 +14,25 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from benchmarks.overload.run import RESULTS
+
+
+def cache_line(modes: dict[str, Any]) -> str:
+    """What vLLM's prefix cache served of the open-loop levels' prompt tokens, or why unread."""
+    if all("prefix_cache_hit_share" in data for data in modes.values()):
+        shares = ", ".join(f"{m} {d['prefix_cache_hit_share']:.1%}" for m, d in modes.items())
+        return (
+            "Prompt tokens served from vLLM's prefix cache over the three open-loop levels "
+            f"(each GuideLLM run draws its own prompts; above 1 % nothing is written): {shares}."
+        )
+    return (
+        "**Caveat: the unbounded server's 1× level is partly cached.** This run predates the "
+        "prefix-cache check: GuideLLM then drew every run's prompts from seed 42, so that level "
+        "re-sent the capacity level's prompts to the server that had just cached them (its "
+        "TTFT is understated; 2× and 3× drew other prompts, and the admission server had run "
+        "nothing before). Re-measuring on 2026-12-04 afternoon was refused: the machine's vLLM "
+        "ran 39.3 req/s at 35 streams (21.8 here), and GuideLLM on one core sent 89 of the "
+        "118 req/s that 3× offers."
+    )
 
 
 def main() -> int:
@@ -59,6 +79,8 @@ def main() -> int:
         f"HTTP 503 in the server logs: unbounded {modes['unbounded']['rejected_http_503']}, "
         f'admission {modes["admission"]["rejected_http_503"]}. "queue max" is vLLM\'s '
         "`num_requests_waiting`, sampled every 0.5 s over all three levels.",
+        "",
+        cache_line(modes),
         "",
         "![overload](overload.png)",
         "",

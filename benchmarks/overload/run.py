@@ -32,20 +32,25 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from infra.local import processes
 from infra.plan import build_plan
 from infra.stack_source import PROJECT_ROOT, load_stack
-from workloads.benchmark.gate import run_problems
+from workloads.benchmark.gate import prefix_cache_problem, run_problems
 from workloads.benchmark.metrics import LevelMetrics, parse_report
 from workloads.benchmark.runner import (
+    Run,
     chat_template_tokens,
+    fresh_seed,
     guidellm_command,
     levels_profile,
+    prefix_cache_counts,
     run_guidellm,
     scenario_spec,
     scenarios,
@@ -104,6 +109,7 @@ def guidellm(name: str, profile: dict[str, Any], seconds: list[int], shape: dict
         "constraints": [{"kind": "max_duration", "seconds": seconds}],
         "outputs": [{"kind": "json", "path": str(report)}],
         "tokenizer": {"kind": "huggingface_auto", "model": str(tokenizer)},
+        "seed": fresh_seed(),  # not the prompts an earlier run left in the prefix cache
     }}  # fmt: skip
     scenario = out / f"{name}.scenario.json"
     scenario.write_text(json.dumps(spec, indent=2))
@@ -115,17 +121,35 @@ def guidellm(name: str, profile: dict[str, Any], seconds: list[int], shape: dict
     return parse_report(json.loads(report.read_text()))
 
 
+def open_loop(name: str, profile: dict[str, Any], seconds: list[int], shape: dict[str, int],
+              tokenizer: Path, out: Path) -> Run:  # fmt: skip
+    """The open-loop levels of one GuideLLM run, as a Run (for the gate's cache check)."""
+    return Run(name, (), (), tuple(guidellm(name, profile, seconds, shape, tokenizer, out)))
+
+
 def capacity_level(streams: int, targets: GatePlan, tokenizer: Path, out: Path) -> LevelMetrics:
     """The closed-loop capacity, measured and refused exactly as the gate measures a level."""
     scenario = scenarios(targets, chat_template_tokens(str(tokenizer)))[0]
     bounds = [level_bound(targets, streams)]
     spec = scenario_spec(f"http://127.0.0.1:{PORT}", scenario, levels_profile((streams,)), bounds,
                          out / "capacity.json", targets, tokenizer=str(tokenizer))  # fmt: skip
-    run = run_guidellm("capacity", spec, bounds, out)
+    run = cached(lambda: run_guidellm("capacity", spec, bounds, out))
     if problems := run_problems(run, scenario, targets, "unbounded"):
         raise NotMeasured("capacity: " + "; ".join(problems))
     (level,) = run.levels
     return level
+
+
+def cached(measure: Callable[[], Run]) -> Run:
+    """A run with the share of its prompt tokens the server's prefix cache served (vLLM's
+    counters read before and after it): the gate's checks refuse a cached rate."""
+    url = [f"http://127.0.0.1:{PORT}/metrics"]
+    queries, hits = prefix_cache_counts(url)
+    run = measure()
+    queries_after, hits_after = prefix_cache_counts(url)
+    if queries_after <= queries:
+        return run
+    return replace(run, prefix_cache_hit_share=(hits_after - hits) / (queries_after - queries))
 
 
 class NotMeasured(Exception):
@@ -227,11 +251,15 @@ def main(argv: list[str] | None = None) -> int:
             # Open loop: every arrival is sent, however many wait (a cap on connections would
             # hold arrivals back once the backlog reached it: at 3× for 30 s, 1,024 did).
             ceiling = math.ceil(1.1 * max(rates) * args.seconds)
-            levels = guidellm(f"overload-{mode}", {"kind": "constant", "rate": rates,
-                                                   "max_concurrency": ceiling},
-                              [args.seconds] * len(rates), shape, args.model, out)  # fmt: skip
+            profile = {"kind": "constant", "rate": rates, "max_concurrency": ceiling}
+            run = cached(partial(open_loop, f"overload-{mode}", profile,
+                                 [args.seconds] * len(rates), shape, args.model, out))  # fmt: skip
             sampler.stop.set()
             sampler.join()
+            uncached = scenarios(gate.one_replica())[0]
+            if problem := prefix_cache_problem(run, uncached, mode):
+                raise NotMeasured(f"{mode}: {problem}")
+            levels = run.levels
             rows = []
             for k, offered, level in zip(MULTIPLES, rates, levels, strict=True):
                 problem = sent_problem(level, offered, plan.workload.prompt_tokens,
@@ -241,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(summarize(level) | {"multiple": k, "offered_rps": offered})
             result["modes"][mode] = {
                 "levels": rows,
+                "prefix_cache_hit_share": run.prefix_cache_hit_share,
                 "rejected_http_503": rejections(log) - before,
                 "queue": [[round(t, 1), w, r] for t, w, r in sampler.samples],
             }

@@ -174,6 +174,11 @@ def _constraints(bounds: list[LevelBound]) -> list[dict[str, Any]]:
     return constraints
 
 
+def fresh_seed(seed: int | None = None) -> dict[str, Any]:
+    """GuideLLM's seed field for one run: `seed`, or a fresh random one (see scenario_spec)."""
+    return {"kind": "static", "value": seed if seed is not None else secrets.randbelow(2**31)}
+
+
 def scenario_spec(
     target: str,
     scenario: Scenario,
@@ -214,8 +219,7 @@ def scenario_spec(
         "metrics": {"kind": "generative",
                     "slo": {"ttft_ms": targets.ttft_p95_ms, "tpot_ms": targets.itl_p95_ms}},
         "outputs": [{"kind": "json", "path": str(output)}],
-        "seed": {"kind": "static",
-                 "value": seed if seed is not None else secrets.randbelow(2**31)},
+        "seed": fresh_seed(seed),
     }  # fmt: skip
     if tokenizer:
         # Token counts need the served model's tokenizer: a local folder keeps air-gapped
