@@ -32,8 +32,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -50,7 +49,7 @@ from workloads.benchmark.runner import (
     fresh_seed,
     guidellm_command,
     levels_profile,
-    prefix_cache_counts,
+    metered,
     run_guidellm,
     scenario_spec,
     scenarios,
@@ -60,6 +59,7 @@ from workloads.contract import GatePlan, level_bound
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 VLLM_PYTHON = PROJECT_ROOT / ".venv-vllm" / "bin" / "python"
 PORT = 8011
+METRICS = f"http://127.0.0.1:{PORT}/metrics"
 LEVEL_SECONDS = 30
 MULTIPLES = (1, 2, 3)
 SENT_TOLERANCE = 0.1  # an open-loop level must have sent its offered rate within this
@@ -86,7 +86,7 @@ class QueueSampler(threading.Thread):
         start = time.monotonic()
         while not self.stop.is_set():
             try:
-                text = urllib.request.urlopen(f"http://127.0.0.1:{PORT}/metrics", timeout=2).read()
+                text = urllib.request.urlopen(METRICS, timeout=2).read()
                 values = {"waiting": 0.0, "running": 0.0}
                 for line in text.decode().splitlines():
                     for key in values:
@@ -133,23 +133,11 @@ def capacity_level(streams: int, targets: GatePlan, tokenizer: Path, out: Path) 
     bounds = [level_bound(targets, streams)]
     spec = scenario_spec(f"http://127.0.0.1:{PORT}", scenario, levels_profile((streams,)), bounds,
                          out / "capacity.json", targets, tokenizer=str(tokenizer))  # fmt: skip
-    run = cached(lambda: run_guidellm("capacity", spec, bounds, out))
+    run = metered(lambda: run_guidellm("capacity", spec, bounds, out), [METRICS])
     if problems := run_problems(run, scenario, targets, "unbounded"):
         raise NotMeasured("capacity: " + "; ".join(problems))
     (level,) = run.levels
     return level
-
-
-def cached(measure: Callable[[], Run]) -> Run:
-    """A run with the share of its prompt tokens the server's prefix cache served (vLLM's
-    counters read before and after it): the gate's checks refuse a cached rate."""
-    url = [f"http://127.0.0.1:{PORT}/metrics"]
-    queries, hits = prefix_cache_counts(url)
-    run = measure()
-    queries_after, hits_after = prefix_cache_counts(url)
-    if queries_after <= queries:
-        return run
-    return replace(run, prefix_cache_hit_share=(hits_after - hits) / (queries_after - queries))
 
 
 class NotMeasured(Exception):
@@ -252,8 +240,9 @@ def main(argv: list[str] | None = None) -> int:
             # hold arrivals back once the backlog reached it: at 3× for 30 s, 1,024 did).
             ceiling = math.ceil(1.1 * max(rates) * args.seconds)
             profile = {"kind": "constant", "rate": rates, "max_concurrency": ceiling}
-            run = cached(partial(open_loop, f"overload-{mode}", profile,
-                                 [args.seconds] * len(rates), shape, args.model, out))  # fmt: skip
+            run = metered(partial(open_loop, f"overload-{mode}", profile,
+                                  [args.seconds] * len(rates), shape, args.model, out),
+                          [METRICS])  # fmt: skip
             sampler.stop.set()
             sampler.join()
             uncached = scenarios(gate.one_replica())[0]

@@ -377,6 +377,7 @@ def test_the_cuda_graph_lever_measured_slower_so_the_plan_leaves_it_out() -> Non
     5.40 req/s, ITL p95 48.9 ms, TTFT p95 1.52 s — against the plan's own profile's three runs
     at the same streams, 5.63-5.73 req/s, 46.1-46.9 ms, 1.45-1.46 s: slower on all three, by
     more than the three runs' spread (1.7 %). The plan does not take it."""
+    from benchmarks.gpu.h200.plans import h200_config
     from benchmarks.gpu.h200.summary import levels
 
     runs = [lv for lv in levels() if lv.refused is None and lv.concurrency == 109]
@@ -388,8 +389,6 @@ def test_the_cuda_graph_lever_measured_slower_so_the_plan_leaves_it_out() -> Non
     assert lever.requests_per_s < slowest * (1 - spread)
     assert lever.itl_p95_ms > max(lv.itl_p95_ms for lv in own)
     assert lever.ttft_p95_ms > max(lv.ttft_p95_ms for lv in own)
-    from benchmarks.gpu.h200.plans import h200_config
-
     plan = build_plan(h200_config("rag"), "prod-h200-rag")
     assert "--max-cudagraph-capture-size" not in plan.vllm.server_args()
 

@@ -48,7 +48,7 @@ from workloads.benchmark.runner import (
     joined,
     levels_profile,
     load_levels,
-    prefix_cache_counts,
+    metered,
     probe_chat,
     run_guidellm,
     scenario_spec,
@@ -298,19 +298,17 @@ def _measure(
     reason given, also when GuideLLM itself failed on the refused connections. With
     `metrics_urls`, the run carries the share of its prompt tokens vLLM's prefix cache served
     (its counters read before and after)."""
-    before = prefix_cache_counts(metrics_urls, insecure=args.insecure) if metrics_urls else None
-    try:
-        run = run_guidellm(name, spec, bounds, args.out)
-    except EndpointDown:
+
+    def measure() -> Run:
+        try:
+            run = run_guidellm(name, spec, bounds, args.out)
+        except EndpointDown:
+            _still_answering(target, name, args.insecure)
+            raise
         _still_answering(target, name, args.insecure)
-        raise
-    _still_answering(target, name, args.insecure)
-    if metrics_urls and before is not None:
-        queries, hits = prefix_cache_counts(metrics_urls, insecure=args.insecure)
-        if queries > before[0]:
-            share = (hits - before[1]) / (queries - before[0])
-            run = dataclasses.replace(run, prefix_cache_hit_share=share)
-    return run
+        return run
+
+    return metered(measure, metrics_urls, args.insecure)
 
 
 def _prober(

@@ -19,7 +19,8 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -131,32 +132,58 @@ def probe_chat(target: str, model: str, timeout_s: float = 120.0, insecure: bool
 PREFIX_CACHE_COUNTERS = ("vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total")
 
 
+def prefix_cache_totals(text: str) -> dict[str, float]:
+    """vLLM's prefix-cache counters in one /metrics text (Prometheus), each summed over every
+    engine's label set; a counter the text lacks is left out."""
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in PREFIX_CACHE_COUNTERS:
+            totals[name] = totals.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def hit_share(before: dict[str, float], after: dict[str, float]) -> float | None:
+    """Prompt tokens the prefix cache served over those it looked up between two readings;
+    None when nothing was looked up or a reading lacks a counter."""
+    if any(name not in reading for reading in (before, after) for name in PREFIX_CACHE_COUNTERS):
+        return None
+    queries, hits = (after[name] - before[name] for name in PREFIX_CACHE_COUNTERS)
+    return hits / queries if queries > 0 else None
+
+
 def prefix_cache_counts(
     urls: list[str], timeout_s: float = 10.0, insecure: bool = False
-) -> tuple[float, float]:
-    """Prompt tokens vLLM's prefix cache looked up and served so far, summed over the replicas'
-    /metrics `urls` (Prometheus text; every engine's label set counted). EndpointDown when one
-    does not answer or is not vLLM's."""
+) -> dict[str, float]:
+    """vLLM's prefix-cache counters so far, summed over the replicas' /metrics `urls`.
+    EndpointDown when one does not answer or is not vLLM's."""
     context = ssl._create_unverified_context() if insecure else None
     totals = dict.fromkeys(PREFIX_CACHE_COUNTERS, 0.0)
     for url in urls:
         try:
             with urllib.request.urlopen(url, timeout=timeout_s, context=context) as reply:
-                text = reply.read().decode()
+                found = prefix_cache_totals(reply.read().decode())
         except (urllib.error.URLError, OSError) as error:
             raise EndpointDown(f"{url} did not answer (--metrics-url): {error}") from None
-        found = set()
-        for line in text.splitlines():
-            name = line.split("{", 1)[0].split(" ", 1)[0]
-            if name in totals:
-                totals[name] += float(line.rsplit(" ", 1)[1])
-                found.add(name)
-        if missing := set(PREFIX_CACHE_COUNTERS) - found:
+        if missing := set(PREFIX_CACHE_COUNTERS) - set(found):
             raise EndpointDown(
                 f"{url} carries no {', '.join(sorted(missing))}: --metrics-url must name each "
                 "replica's vLLM /metrics (vLLM ≥ 0.10)"
             )
-    return totals[PREFIX_CACHE_COUNTERS[0]], totals[PREFIX_CACHE_COUNTERS[1]]
+        for name, value in found.items():
+            totals[name] += value
+    return totals
+
+
+def metered(measure: Callable[[], Run], urls: list[str] | None, insecure: bool = False) -> Run:
+    """`measure()`'s run, with the share of its prompt tokens vLLM's prefix cache served (the
+    counters at `urls` read before and after it); as it was when no `urls` are given."""
+    if not urls:
+        return measure()
+    before = prefix_cache_counts(urls, insecure=insecure)
+    run = measure()
+    share = hit_share(before, prefix_cache_counts(urls, insecure=insecure))
+    return replace(run, prefix_cache_hit_share=share)
 
 
 def _transient(bounded_by: str) -> dict[str, Any]:

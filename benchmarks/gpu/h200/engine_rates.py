@@ -118,21 +118,18 @@ def simulated_steps(level: Level, requests: int) -> list[tuple[float, int]]:
     return steps
 
 
-def binned(steps: list[tuple[float, int]], phase_s: float = 0.0) -> list[float]:
-    """Decode tokens/s in 10-s windows whose edges fall `phase_s` after each multiple of 10 s
-    of the simulated run (the log's windows are wherever the server's clock put them); the
-    part before the first edge, the first `SKIPPED_WINDOWS` windows and the last are left out,
-    as for the log."""
+def binned(steps: list[tuple[float, int]]) -> list[float]:
+    """Decode tokens/s in 10-s windows of the simulated run (its first `SKIPPED_WINDOWS` and
+    its last window left out, as for the log)."""
     windows: list[float] = []
     now = tokens = 0.0
-    edge, whole = (phase_s, False) if phase_s > 0 else (WINDOW_S, True)
+    edge = WINDOW_S
     for took, decoded in steps:
         now += took
         tokens += decoded
         if now >= edge:
-            if whole:
-                windows.append(tokens / WINDOW_S)
-            tokens, edge, whole = 0.0, edge + WINDOW_S, True
+            windows.append(tokens / WINDOW_S)
+            tokens, edge = 0.0, edge + WINDOW_S
     return windows[SKIPPED_WINDOWS:-1]
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from infra.catalog import ACCELERATORS, MODEL_PRESETS
 from infra.load_model import simulate
 from infra.sizing import ServingKnobs, Workload
+from workloads.benchmark.runner import hit_share, prefix_cache_totals
 from workloads.contract import (
     APPLIED_LOAD_TOLERANCE,
     CACHE_HIT_SLACK,
@@ -156,20 +157,11 @@ def discovered(gate: Path = GATE) -> list[tuple[str, str, str, str]]:
 def prefix_cache_hit_share(run_dir: Path) -> float | None:
     """Prompt tokens vLLM's prefix cache served over those it looked up during the run, from
     /metrics read before and after it (gate.sh, since 2026-12-03); None without both."""
-    from benchmarks.gpu.h200.server_metrics import parse
-
     files = [run_dir / "metrics-before.txt", run_dir / "metrics-after.txt"]
     if not all(f.is_file() for f in files):
         return None
-    before, after = (parse(f.read_text()) for f in files)
-
-    def delta(name: str) -> float:
-        return sum(v for (n, _), v in after.items() if n == name) - sum(
-            v for (n, _), v in before.items() if n == name
-        )
-
-    queries = delta("vllm:prefix_cache_queries_total")
-    return delta("vllm:prefix_cache_hits_total") / queries if queries > 0 else None
+    before, after = (prefix_cache_totals(f.read_text()) for f in files)
+    return hit_share(before, after)
 
 
 def not_the_plans_traffic(
