@@ -29,9 +29,9 @@ def cache_line(modes: dict[str, Any]) -> str:
         "prefix-cache check: GuideLLM then drew every run's prompts from seed 42, so that level "
         "re-sent the capacity level's prompts to the server that had just cached them (its "
         "TTFT is understated; 2× and 3× drew other prompts, and the admission server had run "
-        "nothing before). Re-measuring on 2026-12-04 afternoon was refused: the machine's vLLM "
-        "ran 39.3 req/s at 35 streams (21.8 here), and GuideLLM on one core sent 89 of the "
-        "118 req/s that 3× offers."
+        "nothing before). Two re-runs on 2026-12-04 afternoon were refused: the machine's vLLM "
+        "ran 35-39 req/s at 35 streams (21.8 here), and GuideLLM on one core sent 89 of 118 "
+        "and 95 of 106 req/s at 3× (the second passed the cache check on both servers)."
     )
 
 
