@@ -45,6 +45,15 @@ cp "$1" "$SERVER_STATE"
 """
 
 
+# Writes $OUT/NAME/load.txt as profile.sh does (its marker that the profile ran).
+FAKE_PROFILE = """#!/usr/bin/env bash
+mkdir -p "$OUT/$1"
+echo "profile:$1" >> "$OUT/calls"
+sleep "${FAKE_SLEEP:-0}"
+echo "steady yes" > "$OUT/$1/load.txt"
+"""
+
+
 @pytest.fixture
 def machine(tmp_path: Path) -> Path:
     scripts = tmp_path / "h200"
@@ -53,6 +62,7 @@ def machine(tmp_path: Path) -> Path:
         shutil.copy(SCRIPTS / name, scripts / name)
     (scripts / "gate.sh").write_text(FAKE_GATE)
     (scripts / "serve.sh").write_text(FAKE_SERVE)
+    (scripts / "profile.sh").write_text(FAKE_PROFILE)
     (tmp_path / "out").mkdir()
     return tmp_path
 
@@ -108,7 +118,7 @@ def session(machine: Path, queue: str, seconds_left: int = 500, healthy: bool = 
     5 s when less than 200 s are left; SERVER_S 1 and LEVEL_S 100 budget them)."""
     run_dir = machine / "run"
     run_dir.mkdir(exist_ok=True)
-    for server in ("rag-optimized", "rag-stock"):
+    for server in ("rag-optimized", "rag-stock", "rag-optimized-profiled"):
         (run_dir / f"{server}.args").write_text(f"--model m --{server}\n")
     (machine / "queue.txt").write_text(queue)
     env = {
@@ -167,3 +177,14 @@ def test_a_server_that_is_down_is_started_again_and_a_start_that_does_not_fit_wa
     ]  # fmt: skip
     # 100 s left: a stock server's start and a level (101 s) do not fit; nothing runs.
     assert session(machine, QUEUE, seconds_left=100)[4:] == []
+
+
+def test_a_profile_line_traces_its_own_server_once_and_the_queue_goes_on(machine: Path) -> None:
+    queue = "rag-optimized-profiled profile prof 109 1\n" + QUEUE
+    assert session(machine, queue, seconds_left=103) == [
+        "serve:rag-optimized-profiled", "profile:prof-c109-r1"
+    ]  # fmt: skip
+    # The next call does not profile again: it starts the plan's own server for the levels.
+    assert session(machine, queue)[2:4] == ["serve:rag-optimized", "opt-c112-r1"]
+    with tarfile.open(machine / "out" / "session.tgz") as archive:
+        assert "./prof-c109-r1/load.txt" in archive.getnames()

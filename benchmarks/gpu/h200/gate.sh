@@ -20,6 +20,7 @@ mkdir -p "$out"
 cp "$plan" "$out/plan.json"
 state=${SERVER_STATE:-/tmp/server.args}
 cp "$state" "$out/server.args" 2>/dev/null || echo "no $state: not from serve.sh"
+cp "${state%.args}-config.log" "$out/server-config.log" 2>/dev/null
 # A lever's run names itself — VARIANT="FlashInfer attention", or the `.variant` serve.sh filed
 # beside the server's arguments — and the summary keeps it apart from its profile's own levels.
 if [ -n "${VARIANT:-}" ]; then

@@ -43,3 +43,19 @@ run_level() {
   # Raw GuideLLM reports run to tens of MB: the gate's own trimmed copies and reports come back.
   (cd "$res" && find . -type f -size -2M | tar czf "${OUT:-/tmp/out}/$archive.tgz" -T -)
 }
+
+# run_profile NAME STREAMS ARCHIVE: profile.sh at STREAMS (the server serves a -profiled args
+# file); done once its load.txt is under $res, whatever the summary's fate (it says why).
+run_profile() {
+  local name=$1 streams=$2 archive=$3
+  if [ -f "$res/$name/load.txt" ]; then
+    echo "$name: profiled before"; return 0
+  fi
+  if [ $(( $(date +%s) + level_s )) -gt "$deadline" ]; then
+    echo "$name: does not fit this call"; return 1
+  fi
+  OUT=$res bash "$(dirname "${BASH_SOURCE[0]}")/profile.sh" "$name" "$streams" \
+    > "$res/$name.log" 2>&1
+  echo "$name: profile exit $?"; tail -4 "$res/$name.log"
+  (cd "$res" && find . -type f -size -2M | tar czf "${OUT:-/tmp/out}/$archive.tgz" -T -)
+}

@@ -11,7 +11,8 @@ has one GPU) and the server arguments, into `--out` (default `gpu-bundle/run`):
 `<shape>-<profile>-rag-only.json` is the same plan without the shared-document scenario, for
 repeats of the headline (uncached) level within one call's device time.
 `rag-optimized-<lever>.args` (+ `.variant`) is the plan's profile with one serving lever added
-(`levers`), measured against it at the same streams.
+(`levers`), measured against it at the same streams; `rag-<profile>-profiled.args` the same
+arguments with vLLM's torch profiler ready for `profile.sh` (`profiler_args`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,25 @@ def server_args(plan: DeploymentPlan, profile: str) -> list[str]:
     if plan.model.quantization == "fp8" and profile == "optimized":
         args += ["--quantization", "fp8"]
     return args
+
+
+# vLLM's torch profiler, for profile.sh: it traces PROFILE_STEPS engine steps after
+# /start_profile and stops itself (GPU kernels only: no Python stacks, no front end).
+PROFILE_DIR = "/tmp/vllm-profile"
+PROFILE_STEPS = 30
+
+
+def profiler_args() -> list[str]:
+    config = {
+        "profiler": "torch",
+        "torch_profiler_dir": PROFILE_DIR,
+        "torch_profiler_with_stack": False,
+        "torch_profiler_dump_cuda_time_total": False,
+        "ignore_frontend": True,
+        "max_iterations": PROFILE_STEPS,
+    }
+    # One word (serve.sh splits the args file on blanks): compact JSON, no spaces.
+    return ["--profiler-config", json.dumps(config, separators=(",", ":"))]
 
 
 def levers(plan: DeploymentPlan) -> dict[str, tuple[str, list[str]]]:
@@ -101,6 +121,9 @@ def write(out: Path) -> dict[str, Any]:
                 json.dumps(rag_only, indent=2, sort_keys=True)
             )
             (out / f"{name}.args").write_text(" ".join(server_args(plan, profile)) + "\n")
+            if shape == "rag":  # profile.sh's server: the same arguments, traced on demand
+                args = [*server_args(plan, profile), *profiler_args()]
+                (out / f"{name}-profiled.args").write_text(" ".join(args) + "\n")
             if shape == "rag" and profile == "optimized":
                 # serve.sh files `.variant` beside the args; gate.sh names each run with it.
                 for lever, (variant, extra) in levers(plan).items():

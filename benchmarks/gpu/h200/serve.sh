@@ -34,5 +34,9 @@ if [ -f "${args_file%.args}.variant" ]; then
 else
   rm -f "${state%.args}.variant"
 fi
+# What the engine chose at start (scheduler, attention backend, kernels, graphs, compilation,
+# KV cache): gate.sh and profile.sh file it beside each run, so a run says what it measured.
+grep -E 'non-default args|Asynchronous scheduling|[Aa]ttention backend|Using .*(backend|[Kk]ernel)|[Cc][Uu][Dd][Aa] ?[Gg]raph|[Cc]ompil|[Ff]usion|KV cache size|Maximum concurrency|Available KV cache' \
+  /tmp/server.log | cut -c1-400 | head -60 > "${state%.args}-config.log"
 echo "up in $(( $(date +%s) - t0 )) s with $(cat "$args_file")"
 grep -oE 'KV cache size: [0-9,]+ tokens' /tmp/server.log | tail -1

@@ -1,0 +1,170 @@
+"""Where a serving step's GPU time goes, read from vLLM's own torch-profiler trace.
+
+`profile.sh` (on the GPU machine) loads the server at a steady level and has vLLM trace a
+fixed number of engine steps (`--profiler-config`, `max_iterations`); this reads the trace's
+GPU activity — kernels, copies, memsets — and states, over the profiled span:
+- how much of the span the GPU was busy (the rest: the host between kernels);
+- each kind of kernel's share of the busy time, with its launches, and the top kernels by
+  name (so nothing hides behind the kinds' rules);
+- the steps the trace holds (attention launches / layers), to cross-check `max_iterations`.
+
+    python -m benchmarks.gpu.h200.kernel_profile TRACE.json[.gz] --layers 32 --out DIR
+
+A trace without GPU kernels (the profiler ran without CUDA activity) is refused: it would
+report an empty GPU as an idle one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+# (kind, substrings of the lower-cased kernel name): the first kind whose substring matches.
+# Order matters: vLLM's KV-cache write is `reshape_and_cache_flash` (not attention), Inductor's
+# kernels are `triton_*` whatever ops they fused, and the per-token quantization kernel's name
+# says fp8 (not a GEMM).
+KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("KV-cache write", ("reshape_and_cache", "concat_and_cache")),
+    ("fused pointwise (Inductor: norms, rotary, SiLU, quant)", ("triton_",)),
+    ("attention", ("flash", "fmha", "attn", "attention")),
+    ("activation quantization", ("quant",)),
+    ("GEMM, FP8", ("e4m3", "fp8", "scaled_mm")),
+    ("GEMM, 16-bit", ("gemm", "nvjet", "xmma", "cutlass", "cublas")),
+    ("sampling and logits", ("sampl", "topk", "top_k", "argmax", "softmax", "exponential")),
+    ("torch elementwise and copies", ("elementwise", "copy", "fill", "index", "gather")),
+)
+GPU_CATEGORIES = {"kernel": "kernel", "gpu_memcpy": "memcpy", "gpu_memset": "memset"}
+
+
+class ProfileError(ValueError):
+    """The trace cannot say where the GPU's time went."""
+
+
+def kind_of(name: str, category: str) -> str:
+    if category != "kernel":
+        return "memcpy / memset"
+    lowered = name.lower()
+    for kind, needles in KINDS:
+        if any(needle in lowered for needle in needles):
+            return kind
+    return "other"
+
+
+def load_trace(path: Path) -> list[dict[str, Any]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as handle:
+        document = json.load(handle)
+    events = document["traceEvents"] if isinstance(document, dict) else document
+    return [e for e in events if e.get("ph") == "X" and e.get("cat") in GPU_CATEGORIES]
+
+
+def busy_us(intervals: list[tuple[float, float]]) -> float:
+    """Length of the union of [start, end) intervals (streams overlap)."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end <= reach:
+            continue
+        total += end - max(start, reach)
+        reach = end
+    return total
+
+
+def summarize(events: list[dict[str, Any]], layers: int, top: int = 30) -> dict[str, Any]:
+    if not any(e["cat"] == "kernel" for e in events):
+        raise ProfileError(
+            "the trace holds no GPU kernels: the profiler recorded no CUDA activity "
+            "(was --profiler-config's profiler 'torch', on a CUDA device?)"
+        )
+    intervals = [(float(e["ts"]), float(e["ts"]) + float(e.get("dur", 0))) for e in events]
+    span = max(end for _, end in intervals) - min(start for start, _ in intervals)
+    busy = busy_us(intervals)
+    kinds: dict[str, dict[str, float]] = defaultdict(lambda: {"us": 0.0, "launches": 0})
+    names: dict[str, dict[str, Any]] = {}
+    for event in events:
+        name = str(event.get("name", "?"))
+        kind = kind_of(name, event["cat"])
+        duration = float(event.get("dur", 0))
+        kinds[kind]["us"] += duration
+        kinds[kind]["launches"] += 1
+        row = names.setdefault(name, {"kind": kind, "us": 0.0, "launches": 0})
+        row["us"] += duration
+        row["launches"] += 1
+    kernel_us = sum(k["us"] for k in kinds.values())
+    attention = kinds.get("attention", {"launches": 0})["launches"]
+    steps = attention / layers if layers else 0.0
+    per_step = (lambda us: us / steps / 1000.0) if steps else (lambda us: float("nan"))
+    return {
+        "span_ms": span / 1000.0,
+        "gpu_busy_share": busy / span if span else 0.0,
+        "host_gap_share": 1.0 - busy / span if span else 0.0,
+        "kernel_ms": kernel_us / 1000.0,
+        "steps": steps,
+        "step_ms": span / 1000.0 / steps if steps else float("nan"),
+        "kinds": {
+            kind: {
+                "share_of_gpu_time": row["us"] / kernel_us,
+                "ms_per_step": per_step(row["us"]),
+                "launches": int(row["launches"]),
+            }
+            for kind, row in sorted(kinds.items(), key=lambda item: -item[1]["us"])
+        },
+        "top_kernels": [
+            {
+                "name": name[:200],
+                "kind": row["kind"],
+                "share_of_gpu_time": row["us"] / kernel_us,
+                "launches": row["launches"],
+                "mean_us": row["us"] / row["launches"],
+            }
+            for name, row in sorted(names.items(), key=lambda item: -item[1]["us"])[:top]
+        ],
+    }
+
+
+def markdown(summary: dict[str, Any], title: str) -> str:
+    lines = [
+        f"# {title}",
+        "",
+        f"Profiled span {summary['span_ms']:.0f} ms, {summary['steps']:.1f} steps "
+        f"(attention launches / layers), {summary['step_ms']:.1f} ms a step; the GPU busy "
+        f"{summary['gpu_busy_share']:.1%} of the span (host gaps {summary['host_gap_share']:.1%}).",
+        "",
+        "| kind | share of GPU time | ms a step | launches |",
+        "|---|---|---|---|",
+    ]
+    for kind, row in summary["kinds"].items():
+        lines.append(
+            f"| {kind} | {row['share_of_gpu_time']:.1%} | {row['ms_per_step']:.2f} "
+            f"| {row['launches']:,} |"
+        )
+    lines += ["", "| kernel | kind | share | launches | mean µs |", "|---|---|---|---|---|"]
+    for row in summary["top_kernels"]:
+        name = row["name"].replace("|", "\\|")
+        lines.append(
+            f"| `{name[:120]}` | {row['kind']} | {row['share_of_gpu_time']:.1%} "
+            f"| {row['launches']:,} | {row['mean_us']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("trace", type=Path)
+    parser.add_argument("--layers", type=int, required=True, help="decoder layers of the model")
+    parser.add_argument("--out", type=Path, required=True, help="folder for kernels.json/.md")
+    parser.add_argument("--title", default="GPU time of a serving step, by kernel kind")
+    args = parser.parse_args()
+    summary = summarize(load_trace(args.trace), args.layers)
+    summary["trace"] = args.trace.name
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "kernels.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (args.out / "kernels.md").write_text(markdown(summary, args.title))
+    print(markdown(summary, args.title))
+
+
+if __name__ == "__main__":
+    main()
