@@ -15,6 +15,7 @@ from benchmarks.gpu.h200.kernel_profile import (
     kind_of,
     load_trace,
     markdown,
+    per_step,
     summarize,
 )
 
@@ -24,6 +25,7 @@ KV_WRITE = "void vllm::reshape_and_cache_flash_kernel<__nv_bfloat16, unsigned ch
 QUANT = "void vllm::dynamic_per_token_scaled_fp8_quant_kernel<c10::BFloat16>"
 INDUCTOR = "triton_red_fused__to_copy_add_mean_mul_pow_rsqrt_0"
 LM_HEAD = "nvjet_hsh_256x128_64x4_1x2_h_bz_coopA_NTN"
+COMBINE = "void cutlass::device_kernel<flash::FlashAttnFwdCombine<cute::tuple<cute::C<8>>>>"
 
 
 def kernel(name: str, ts: float, dur: float, cat: str = "kernel") -> dict[str, object]:
@@ -46,7 +48,9 @@ def test_two_steps_of_two_layers_summed_by_kind_with_overlap_and_gaps(tmp_path: 
     t = 0.0
     for _step in range(2):
         for _layer in range(2):
-            for name, dur in ((INDUCTOR, 5), (FP8_GEMM, 20), (KV_WRITE, 2), (ATTENTION, 13)):
+            # FlashAttention 3's split-KV combine: an attention launch that is not a step's
+            for name, dur in ((INDUCTOR, 5), (FP8_GEMM, 20), (KV_WRITE, 2), (ATTENTION, 12),
+                              (COMBINE, 1)):  # fmt: skip
                 events.append(kernel(name, t, dur))
                 t += dur
         events.append(kernel(LM_HEAD, t, 10))
@@ -65,10 +69,18 @@ def test_two_steps_of_two_layers_summed_by_kind_with_overlap_and_gaps(tmp_path: 
     assert next(iter(kinds)) == "GEMM, FP8"
     assert kinds["GEMM, FP8"]["ms_per_step"] == pytest.approx(0.040)
     assert kinds["GEMM, FP8"]["share_of_gpu_time"] == pytest.approx(80 / 184)
-    assert kinds["attention"]["launches"] == 4
+    assert kinds["attention"]["launches"] == 8  # 4 of them combines: still 2 steps
     assert kinds["memcpy / memset"]["launches"] == 1
     assert summary["top_kernels"][0]["name"] == FP8_GEMM
     assert "| GEMM, FP8 | 43.5% | 0.04 | 4 |" in markdown(summary, "t")
+    # A summary written before (kernels.json) re-derives the same steps and per-step times.
+    saved = json.loads(json.dumps(summary | {"steps": 99.0}))
+    for row in saved["kinds"].values():
+        del row["ms_per_step"]
+    again = per_step(saved, layers=2)
+    assert again["steps"] == 2.0
+    for kind, row in summary["kinds"].items():
+        assert again["kinds"][kind]["ms_per_step"] == pytest.approx(row["ms_per_step"])
 
 
 def test_a_trace_without_gpu_kernels_is_refused(tmp_path: Path) -> None:

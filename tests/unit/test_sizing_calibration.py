@@ -393,6 +393,28 @@ def test_the_cuda_graph_lever_measured_slower_so_the_plan_leaves_it_out() -> Non
     assert "--max-cudagraph-capture-size" not in plan.vllm.server_args()
 
 
+def test_the_16_bit_kv_lever_was_predicted_before_its_run_and_the_plan_keeps_fp8_kv() -> None:
+    """vLLM's 16-bit KV cache in place of the plan's FP8 one, the plan's profile otherwise, at
+    its capacity (109 streams; one run): decoding streams read twice the KV bytes, and the
+    per-kernel step cost — fitted before the run — put it at 4.64 req/s and ITL p95 57.3 ms;
+    measured 4.75 and 55.8 (missed ITL). Below the plan's own three runs there, so the plan
+    keeps FP8 KV."""
+    from benchmarks.gpu.h200.plans import h200_config
+    from benchmarks.gpu.h200.summary import levels
+
+    runs = [lv for lv in levels() if lv.refused is None and lv.concurrency == 109]
+    (lever,) = [lv for lv in runs if lv.profile == "optimized (16-bit KV cache)"]
+    own = [lv for lv in runs if lv.profile == "optimized (1,792-token steps)"]
+    knobs = knobs_of(REPEATS / "kv16-c109-r1" / "server.args")
+    assert knobs.kv_cache_dtype == "auto" and knobs.quantization == "fp8"
+    point = simulate(LLAMA_8B, ACCELERATORS["H200"], knobs, PROD_RAG, 109)
+    assert point.requests_per_s == pytest.approx(lever.requests_per_s, rel=0.05)
+    assert point.itl_p95_ms == pytest.approx(lever.itl_p95_ms, rel=0.05)
+    assert lever.itl_p95_ms > 50 and lever.requests_per_s < min(lv.requests_per_s for lv in own)
+    plan = build_plan(h200_config("rag"), "prod-h200-rag")
+    assert plan.vllm.kv_cache_dtype == "fp8"
+
+
 def test_stock_at_prods_shape_is_where_the_simulation_puts_it() -> None:
     """Stock vLLM (bf16, 8192-token steps) at 74 streams, the plan's stock capacity (ITL-bound),
     count-bounded: both targets met, ITL p95 48.8 ms of 50 — rate and ITL as simulated."""
@@ -647,39 +669,51 @@ def test_steps_costed_per_kernel_kind_fit_the_gate_better_than_one_max() -> None
     ITL p95 43.4 ms in its first run where per-kernel costing says 38.3 (-11.7 %) and one max
     per step 39.1 (-9.9 %) — the model's worst miss at prod's shape, inside the gate's ±15 %;
     its second run measured 38.9 (-1.6 %, +0.4 %). The CUDA-graph lever's run counts too: the
-    model has no term for it and predicts the plan's own profile, 7 % over what it measured."""
+    model has no term for it and predicts the plan's own profile, 7 % over what it measured.
+    The 16-bit KV lever (run after the fit) tells the two ways apart: per kernel kind its
+    doubled KV reads cost what they measured (2-3 %); one max per step hides them under the
+    prefill's matmuls and misses it by 25 %."""
     from benchmarks.gpu.h200.step_cost import compare
 
     result = compare()
     kernel, whole = result["best"]["per kernel"], result["best"]["whole step"]
-    assert result["levels"] == 26
+    assert result["levels"] == 29
     assert kernel["compute_scale_8bit"] == ACCELERATORS["H200"].compute_scale_8bit
     assert kernel["mean_abs_error"] < whole["mean_abs_error"] <= 0.04
-    assert max(kernel["rag_max_abs_error"], whole["rag_max_abs_error"]) <= 0.12
+    assert kernel["rag_max_abs_error"] <= 0.12 < 0.2 < whole["rag_max_abs_error"]
     # The committed comparison is this one (regenerate: python -m benchmarks.gpu.h200.step_cost).
     committed = json.loads((H200_GATE.parent / "gpu_h200_step_cost.json").read_text())
     assert committed == json.loads(json.dumps(result))
 
 
-def test_where_the_time_goes_bounds_the_levers_at_prods_shape() -> None:
-    """The calibrated model's account of a replica at its boundary (prod's shape): matmuls and
-    the decoding streams' KV-cache reads take nearly all of it, and the matmuls alone — were
-    attention, weight reads and the host free — stop short of 60 % of the datasheet roofline
-    (15.7 req/s: the README's arithmetic). That goal needs faster matmuls than this vLLM's
-    whole-step FP8 rate or less prefill per request (prefix caching), not attention levers."""
+def test_the_profile_finds_attention_where_the_model_puts_matmuls() -> None:
+    """The calibrated model's account of a replica at its boundary (prod's shape) says matmuls
+    and the decoding streams' KV-cache reads take nearly all of a step, and its roofline
+    arithmetic (15.7 req/s: the README's) stands. vLLM's own trace of 30 steps at the plan's
+    capacity (109 streams, `profiles/opt-c109`) says otherwise about what the time is:
+    attention is half of the GPU's time, the FP8 GEMMs about a third (≈ 1,450 TFLOP/s, near
+    their rate measured alone). The model totals the step right (within 5 % at every
+    level of the plan's profile) but folds the prefill chunk's attention — computed at a
+    fraction of any peak — into its fitted matmul rate: a lever on the attention kernel is
+    the one the model cannot price."""
+    from benchmarks.gpu.h200.plans import PROFILE_STEPS
     from benchmarks.gpu.h200.step_cost import BREAKDOWNS, GATE, breakdown
 
     runs = {label: breakdown(GATE / server, streams) for label, server, streams in BREAKDOWNS}
     plan = runs["the 2,048-token profile at its boundary"]
     assert sum(plan["shares"].values()) == pytest.approx(1.0)
     assert plan["roofline_requests_per_s"] == pytest.approx(15.7, abs=0.05)
-    assert plan["shares"]["matmuls"] + plan["shares"]["KV-cache reads"] > 0.95
-    assert plan["shares"]["KV-cache reads"] > 0.15
-    assert plan["requests_per_s"] < plan["matmul_only_requests_per_s"]
-    assert plan["matmul_only_requests_per_s"] < 0.6 * plan["roofline_requests_per_s"]
-    # Even with attention free, the plan's matmuls cap it at about 2× stock's measured 3.74
-    # req/s (7.70: 2.06×): 2× stock would take everything but the matmuls free.
-    assert 1.95 * 3.74 < plan["matmul_only_requests_per_s"] < 2.1 * 3.74
+    assert plan["shares"]["matmuls"] > 0.7 and plan["shares"]["attention FLOPs"] < 0.05
+
+    profile = json.loads((GATE / "profiles" / "opt-c109" / "kernels.json").read_text())
+    assert profile["steps"] == PROFILE_STEPS  # the trace holds the steps vLLM was told to
+    assert profile["gpu_busy_share"] > 0.95  # the host is not what a step waits for
+    kinds = profile["kinds"]
+    assert kinds["attention"]["share_of_gpu_time"] > 0.45
+    assert kinds["GEMM, FP8"]["share_of_gpu_time"] < 0.40
+    # Attention's time a step, measured, is over twice what the model gives all attention.
+    modelled = plan["shares"]["KV-cache reads"] + plan["shares"]["attention FLOPs"]
+    assert kinds["attention"]["ms_per_step"] > 2 * modelled * profile["step_ms"]
 
 
 def test_the_gemms_alone_leave_room_the_serving_step_does_not() -> None:
