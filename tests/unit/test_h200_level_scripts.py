@@ -5,11 +5,14 @@ level would, and a stand-in serve.sh records which arguments it started a server
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import subprocess
 import tarfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -188,3 +191,91 @@ def test_a_profile_line_traces_its_own_server_once_and_the_queue_goes_on(machine
     assert session(machine, queue)[2:4] == ["serve:rag-optimized", "opt-c112-r1"]
     with tarfile.open(machine / "out" / "session.tgz") as archive:
         assert "./prof-c109-r1/load.txt" in archive.getnames()
+
+
+# --- profile.sh against a stand-in vLLM: /metrics, /start_profile (writes a trace), /stop_profile
+
+
+def stand_in_vllm(trace_dir: Path, running: int) -> tuple[ThreadingHTTPServer, str]:
+    """Completes 40 requests a second and always has `running` in flight; /start_profile
+    writes a torch-profiler trace of 3 steps of a 2-layer model into `trace_dir`."""
+    started = time.monotonic()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def reply(self, body: str) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def do_GET(self) -> None:
+            done = int(40 * (time.monotonic() - started))
+            self.reply(
+                f'vllm:request_success_total{{finished_reason="length"}} {done}.0\n'
+                f'vllm:request_success_total{{finished_reason="stop"}} 0.0\n'
+                f"vllm:num_requests_running{{}} {running}.0\n"
+                f"vllm:num_requests_waiting{{}} 2.0\n"
+                f'vllm:num_requests_waiting_by_reason{{reason="capacity"}} 9.0\n'
+            )
+
+        def do_POST(self) -> None:
+            if self.path == "/start_profile":
+                events = [
+                    {"ph": "X", "cat": "kernel", "name": name, "ts": 100 * i + j * 40,
+                     "dur": 30}
+                    for i in range(6)  # 3 steps × 2 layers
+                    for j, name in enumerate(("flash::FlashAttnFwdSm90", "cutlass_gemm_e4m3"))
+                ]  # fmt: skip
+                with gzip.open(trace_dir / "rank0.1.pt.trace.json.gz", "wt") as handle:
+                    json.dump({"traceEvents": events}, handle)
+            self.reply("")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def profile(tmp_path: Path, running: int) -> tuple[subprocess.CompletedProcess[str], Path]:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"num_hidden_layers": 2}))
+    traces = tmp_path / "traces"
+    state = tmp_path / "server.args"
+    state.write_text(f'--model {model} --profiler-config {{"torch_profiler_dir":"{traces}"}}\n')
+    (tmp_path / "server.log").write_text("started\n")
+    bench = tmp_path / "bench"
+    bench.write_text("#!/bin/sh\nexec sleep 30\n")
+    bench.chmod(0o755)
+    server, url = stand_in_vllm(traces, running)
+    try:
+        env = {"PATH": "/usr/bin:/bin", "SERVER_STATE": str(state), "OUT": str(tmp_path / "out"),
+               "VLLM_URL": url, "SERVER_LOG": str(tmp_path / "server.log"), "BENCH": str(bench),
+               "POLL_S": "0.2", "STEADY_POLLS": "15", "PROFILE_S": "0",
+               "SETTLE_S": "0.2"}  # fmt: skip
+        result = subprocess.run(
+            ["bash", str(SCRIPTS / "profile.sh"), "prof", "10"], env=env,
+            cwd=SCRIPTS.parents[2], capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    return result, tmp_path / "out" / "prof"
+
+
+def test_a_steady_level_is_traced_and_summarized_with_its_load(tmp_path: Path) -> None:
+    result, out = profile(tmp_path, running=10)
+    assert result.returncode == 0, result.stdout + result.stderr
+    load = (out / "load.txt").read_text()
+    assert load.startswith("steady yes") and "running 10 waiting 2" in load
+    summary = json.loads((out / "kernels.json").read_text())
+    assert summary["steps"] == 3.0
+    assert set(summary["kinds"]) == {"attention", "GEMM, FP8"}
+
+
+def test_a_level_that_never_runs_its_streams_is_not_traced(tmp_path: Path) -> None:
+    result, out = profile(tmp_path, running=8)  # under 90 % of 10 streams
+    assert result.returncode == 3
+    assert (out / "load.txt").read_text().startswith("steady no")
+    assert not (tmp_path / "traces").exists() or not any((tmp_path / "traces").iterdir())
+    assert not (out / "kernels.json").exists()
