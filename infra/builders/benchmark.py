@@ -39,6 +39,13 @@ def build(plan: DeploymentPlan) -> Bundle:
     # The gate reaches the model servers through its own Services, so it measures exactly
     # the optimized (and baseline) replicas, whatever the gateway implementation.
     services = [{"name": f"{SERVICE}-gate", "selector": pod_labels("optimized"), "port": port}]
+    # The Service above balances over the replicas; their prefix-cache counters are read from
+    # each one (is the uncached run uncached, the shared document served from the cache?):
+    # a headless Service's name resolves to every ready replica.
+    replicas = f"{SERVICE}-gate-replicas"
+    services.append(
+        {"name": replicas, "selector": pod_labels("optimized"), "port": port, "headless": True}
+    )
     args = [
         "--plan",
         "/plan/plan.json",
@@ -48,6 +55,8 @@ def build(plan: DeploymentPlan) -> Bundle:
         "/results",
         "--publish-configmap",
         RESULT_CONFIGMAP,
+        "--metrics-service",
+        f"{scheme}://{replicas}.{namespace}.svc.cluster.local:{port}/metrics",
     ]
     if plan.baseline_comparison:
         services.append(

@@ -134,6 +134,15 @@ def test_gate_job_measures_the_optimized_replicas_with_the_plan_targets() -> Non
     assert "--insecure" in args and "--baseline-target" not in args
     service = find(prod, "Service", "leanrag-llm-gate")
     assert service["spec"]["selector"]["leanrag.io/profile"] == "optimized"
+    # The prefix-cache counters are read at every replica: a headless Service's name resolves
+    # to each ready one (the Service above balances over them).
+    replicas = find(prod, "Service", "leanrag-llm-gate-replicas")
+    assert replicas["spec"]["clusterIP"] == "None"
+    assert replicas["spec"]["selector"] == service["spec"]["selector"]
+    assert args[args.index("--metrics-service") + 1] == (
+        "https://leanrag-llm-gate-replicas.leanrag-serving.svc.cluster.local:8000/metrics"
+    )
+    assert "clusterIP" not in service["spec"]
     import json
 
     gate_plan = json.loads(

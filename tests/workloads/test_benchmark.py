@@ -618,7 +618,10 @@ def test_a_server_that_dies_during_a_run_is_could_not_measure(
 
 
 def _fake_vllm(
-    chat_status: int, chat_body: dict, metrics: dict[str, float] | None = None
+    chat_status: int,
+    chat_body: dict,
+    metrics: dict[str, float] | None = None,
+    address: tuple[str, int] = ("127.0.0.1", 0),
 ) -> tuple[str, Any]:
     """An HTTP server answering /v1/models and /v1/chat/completions as vLLM does, and /metrics
     with `metrics` (read at each request: a test moves them) in Prometheus' text format."""
@@ -654,9 +657,9 @@ def _fake_vllm(
         def log_message(self, *args: object) -> None:
             pass
 
-    server = HTTPServer(("127.0.0.1", 0), FakeVllm)
+    server = HTTPServer(address, FakeVllm)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_port}", server
+    return f"http://{address[0]}:{server.server_port}", server
 
 
 def test_a_server_that_refuses_chat_completions_is_named_before_any_load(
@@ -803,6 +806,69 @@ def test_a_shared_document_run_the_cache_did_not_serve_is_not_measured_as_meant(
     assert "unjudged_runs" not in gate
     shared = gate["runs"]["optimized"]["shared-document"]["prefix_cache_hit_share"]
     assert shared == pytest.approx(0.85)
+
+
+def test_every_replica_behind_a_headless_service_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a cluster --target balances over the replicas, so the gate reads each replica's
+    counters through a headless Service (`--metrics-service`: its name resolves to every ready
+    replica). Two replicas share the RAG run; the second's cache served 40 % of what it looked
+    up: read through the Service (20 % over both) the run is refused, read at the first replica
+    alone it passed — what a single address would have hidden."""
+    import workloads.benchmark.__main__ as gate_main
+    import workloads.benchmark.runner as runner
+
+    first, second = {QUERIES: 0.0, HITS: 0.0}, {QUERIES: 0.0, HITS: 0.0}
+
+    def run(name: str, spec: dict, bounds: list, out: Path) -> Run:
+        for metrics, served in ((first, 0.0), (second, 0.4)):
+            metrics[QUERIES] += 1000.0
+            metrics[HITS] += 1000.0 * served
+        return Run(
+            name, (LEVEL,), tuple(bounds), tuple(parse_report(json.loads(LEVEL.read_text())))
+        )
+
+    monkeypatch.setattr(gate_main, "run_guidellm", run)
+    answer = {"choices": [{"message": {"content": "p"}}]}
+    target, one = _fake_vllm(200, answer, first)
+    port = one.server_port
+    _, two = _fake_vllm(200, answer, second, ("127.0.0.2", port))  # all of 127/8 is loopback
+    resolved: list[str] = []
+
+    def resolve(host: str, port: int, **kwargs: object) -> list[tuple]:
+        resolved.append(host)
+        return [(2, 1, 6, "", ("127.0.0.1", port)), (2, 1, 6, "", ("127.0.0.2", port))]
+
+    monkeypatch.setattr(runner, "RESOLVER", resolve)  # the cluster's DNS, standing in
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"stack": "t", "gate": asdict(TARGETS)}))
+    common = ["--plan", str(plan), "--target", target, "--skip-capacity-search",
+              "--concurrency", "4"]  # fmt: skip
+    try:
+        service = f"http://llm-replicas.test:{port}/metrics"
+        code = main([*common, "--out", str(tmp_path / "s"), "--metrics-service", service])
+        alone = main([*common, "--out", str(tmp_path / "a"), "--metrics-url", f"{target}/metrics"])
+    finally:
+        one.shutdown()
+        two.shutdown()
+    gate = json.loads((tmp_path / "s" / "gate.json").read_text())
+    assert resolved and set(resolved) == {"llm-replicas.test"}
+    assert (code, gate["verdict"]) == (2, COULD_NOT_MEASURE)
+    assert "prefix cache served 20.0% of the prompt tokens" in gate["reason"]
+    assert alone == 0
+
+
+def test_a_headless_service_with_no_ready_replica_cannot_measure() -> None:
+    from workloads.benchmark.runner import EndpointDown, replica_urls
+
+    assert replica_urls(
+        "https://llm-replicas.ns.svc:8000/metrics",
+        lambda host, port, **kw: [(10, 1, 6, "", ("fd00::7", port, 0, 0)),
+                                  (2, 1, 6, "", ("10.0.0.5", port))],
+    ) == ["https://10.0.0.5:8000/metrics", "https://[fd00::7]:8000/metrics"]  # fmt: skip
+    with pytest.raises(EndpointDown, match=r"no replica behind llm-replicas\.ns\.svc is ready"):
+        replica_urls("https://llm-replicas.ns.svc:8000/metrics", lambda *a, **kw: [])
 
 
 def test_metrics_that_are_not_vllms_cannot_measure(

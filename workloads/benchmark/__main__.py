@@ -128,6 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         "served, or a shared-document run it did not, is refused)",
     )
     parser.add_argument(
+        "--metrics-service",
+        nargs="+",
+        metavar="URL",
+        help="like --metrics-url, for a headless Service in front of the target's replicas: "
+        "its name resolves to every ready replica, and each one's /metrics is read (in a "
+        "cluster, where --target is a load-balancing Service)",
+    )
+    parser.add_argument(
         "--insecure",
         action="store_true",
         help="accept the endpoint's self-signed certificate (in-cluster vLLM)",
@@ -210,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                         if not quality.passed:
                             break  # another model than the measured one: no load needed
                 runs[endpoint] = {}
-                metered = args.metrics_url if endpoint == label else None
+                # The target's replicas are metered (the baseline's cache is not the claim).
+                metered = (args.metrics_url or []) if endpoint == label else None
                 for shape in shapes:
                     bounds = [level_bound(targets, c, args.seconds) for c in levels]
                     name = f"guidellm-{endpoint}-{shape.name}"
@@ -308,7 +317,9 @@ def _measure(
         _still_answering(target, name, args.insecure)
         return run
 
-    return metered(measure, metrics_urls, args.insecure)
+    if metrics_urls is None:  # the baseline's runs: not metered
+        return measure()
+    return metered(measure, metrics_urls, args.insecure, services=args.metrics_service)
 
 
 def _prober(

@@ -14,10 +14,12 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -175,14 +177,54 @@ def prefix_cache_counts(
     return totals
 
 
-def metered(measure: Callable[[], Run], urls: list[str] | None, insecure: bool = False) -> Run:
+Resolver = Callable[..., list[Any]]
+# How replica_urls resolves a Service's name unless told (tests stand a cluster's DNS in).
+RESOLVER: Resolver = socket.getaddrinfo
+
+
+def replica_urls(service_url: str, resolve: Resolver | None = None) -> list[str]:
+    """One /metrics URL per replica behind a headless Service: every address the URL's host
+    resolves to (a headless Service's name resolves to its ready pods), same scheme, port and
+    path. EndpointDown when the name does not resolve or resolves to nothing."""
+    parts = urllib.parse.urlsplit(service_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        found = (resolve or RESOLVER)(parts.hostname, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise EndpointDown(
+            f"{service_url}: {parts.hostname} does not resolve (--metrics-service): {error}"
+        ) from None
+    addresses = sorted({str(info[4][0]) for info in found})
+    if not addresses:
+        raise EndpointDown(f"{service_url}: no replica behind {parts.hostname} is ready")
+    return [
+        urllib.parse.urlunsplit((parts.scheme, f"[{a}]:{port}" if ":" in a else f"{a}:{port}",
+                                 parts.path or "/metrics", parts.query, ""))
+        for a in addresses
+    ]  # fmt: skip
+
+
+def metered(
+    measure: Callable[[], Run],
+    urls: list[str] | None,
+    insecure: bool = False,
+    services: list[str] | None = None,
+    resolve: Resolver | None = None,
+) -> Run:
     """`measure()`'s run, with the share of its prompt tokens vLLM's prefix cache served (the
-    counters at `urls` read before and after it); as it was when no `urls` are given."""
-    if not urls:
+    counters at `urls` read before and after it); as it was when no `urls` are given.
+    `services` are headless Services' /metrics URLs, each read at every replica it resolves to
+    before the run (`replica_urls`): a replica that goes away during the run fails the second
+    reading (EndpointDown), one that joins is not read (the share is then the read replicas')."""
+    every = [
+        *(urls or []),
+        *(u for service in services or [] for u in replica_urls(service, resolve)),
+    ]
+    if not every:
         return measure()
-    before = prefix_cache_counts(urls, insecure=insecure)
+    before = prefix_cache_counts(every, insecure=insecure)
     run = measure()
-    share = hit_share(before, prefix_cache_counts(urls, insecure=insecure))
+    share = hit_share(before, prefix_cache_counts(every, insecure=insecure))
     return replace(run, prefix_cache_hit_share=share)
 
 
