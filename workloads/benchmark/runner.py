@@ -209,7 +209,6 @@ def metered(
     urls: list[str] | None,
     insecure: bool = False,
     services: list[str] | None = None,
-    resolve: Resolver | None = None,
 ) -> Run:
     """`measure()`'s run, with the share of its prompt tokens vLLM's prefix cache served (the
     counters at `urls` read before and after it); as it was when no `urls` are given.
@@ -218,7 +217,7 @@ def metered(
     reading (EndpointDown), one that joins is not read (the share is then the read replicas')."""
     every = [
         *(urls or []),
-        *(u for service in services or [] for u in replica_urls(service, resolve)),
+        *(u for service in services or [] for u in replica_urls(service)),
     ]
     if not every:
         return measure()

@@ -196,6 +196,7 @@ def traced_step(profile: Path = PROFILE) -> dict[str, Any]:
         "ms_per_step": {k: row["ms_per_step"] for k, row in summary["kinds"].items()},
         "share": {k: row["share_of_gpu_time"] for k, row in summary["kinds"].items()},
         "gemm_tflops": (matmul_flops_per_token(architecture) - lm_head) * budget / gemm_s / 1e12,
+        "step_budget": budget,
     }
 
 
@@ -241,7 +242,7 @@ def score(rows: list[dict[str, Any]]) -> dict[str, float]:
             "rag_max_abs_error": max(rag)}  # fmt: skip
 
 
-def traced_fit(measured: list[Level], gate: Path = GATE) -> dict[str, Any]:
+def traced_fit(measured: list[Level], traced: dict[str, Any], gate: Path = GATE) -> dict[str, Any]:
     """The traced way against every level, by shape and profile: the 8-bit scale pinned to the
     trace's non-attention time a token (GEMMs, fused pointwise kernels, KV writes, sampling:
     the linear-layer term of the model covers them all, and charges every token the LM head),
@@ -249,10 +250,8 @@ def traced_fit(measured: list[Level], gate: Path = GATE) -> dict[str, Any]:
     slowdown each group of levels wants says whether one attention term can serve them all."""
     h200 = ACCELERATORS["H200"]
     architecture = MODEL_PRESETS["llama-3.1-8b-instruct"].architecture
-    traced = traced_step()
-    budget = knobs_of(PROFILE / "server.args").max_num_batched_tokens
     linear_ms = sum(ms for kind, ms in traced["ms_per_step"].items() if kind != "attention")
-    rate = matmul_flops_per_token(architecture) / (linear_ms / 1e3 / budget)
+    rate = matmul_flops_per_token(architecture) / (linear_ms / 1e3 / traced["step_budget"])
     scale = rate / _compute_rate_flops(replace(h200, compute_scale_8bit=1.0), "fp8", 1)
     pinned = replace(h200, compute_scale_8bit=round(scale, 3))
 
@@ -280,6 +279,7 @@ def traced_fit(measured: list[Level], gate: Path = GATE) -> dict[str, Any]:
 
 def compare(gate: Path = GATE) -> dict[str, Any]:
     measured = [lv for lv in levels(gate) if lv.refused is None]
+    traced = traced_step()
     h200 = ACCELERATORS["H200"]
     grid, rows = [], {}
     for name, way in WAYS.items():
@@ -298,8 +298,8 @@ def compare(gate: Path = GATE) -> dict[str, Any]:
             label: breakdown(gate / server, streams) for label, server, streams in BREAKDOWNS
         },
         "kernel_ceilings": kernel_ceilings(SHAPES["rag"]["workload"]),
-        "traced_step": traced_step(),
-        "traced_fit": traced_fit(measured, gate),
+        "traced_step": traced,
+        "traced_fit": traced_fit(measured, traced, gate),
         # Both ways at their own best scale, level by level.
         "at_best": {name: rows[name, b["compute_scale_8bit"]] for name, b in best.items()},
     }
