@@ -669,7 +669,9 @@ def test_steps_costed_per_kernel_kind_fit_the_gate_better_than_one_max() -> None
     ITL p95 43.4 ms in its first run where per-kernel costing says 38.3 (-11.7 %) and one max
     per step 39.1 (-9.9 %) — the model's worst miss at prod's shape, inside the gate's ±15 %;
     its second run measured 38.9 (-1.6 %, +0.4 %). The CUDA-graph lever's run counts too: the
-    model has no term for it and predicts the plan's own profile, 7 % over what it measured.
+    model has no term for it and predicts the plan's own profile, 7 % over what it measured;
+    so do the two runs in 128-token KV pages (3 % over) — one max per step, at 4.1 % mean
+    over the 31 levels, is the one they push past 4 %.
     The 16-bit KV lever (run after the fit) tells the two ways apart: per kernel kind its
     doubled KV reads cost what they measured (2-3 %); one max per step hides them under the
     prefill's matmuls and misses it by 25 %."""
@@ -677,9 +679,9 @@ def test_steps_costed_per_kernel_kind_fit_the_gate_better_than_one_max() -> None
 
     result = compare()
     kernel, whole = result["best"]["per kernel"], result["best"]["whole step"]
-    assert result["levels"] == 29
+    assert result["levels"] == 31
     assert kernel["compute_scale_8bit"] == ACCELERATORS["H200"].compute_scale_8bit
-    assert kernel["mean_abs_error"] < whole["mean_abs_error"] <= 0.04
+    assert kernel["mean_abs_error"] < 0.03 < whole["mean_abs_error"] <= 0.045
     assert kernel["rag_max_abs_error"] <= 0.12 < 0.2 < whole["rag_max_abs_error"]
     # The committed comparison is this one (regenerate: python -m benchmarks.gpu.h200.step_cost).
     committed = json.loads((H200_GATE.parent / "gpu_h200_step_cost.json").read_text())
@@ -729,6 +731,46 @@ def test_costed_as_traced_the_mixed_steps_attention_is_slower_than_stocks() -> N
     assert best["rag, optimized"] >= 2.0 and best["chat, optimized"] >= 2.0
     assert error["rag, optimized"][str(best["rag, optimized"])] <= 0.05
     assert error["rag, optimized"]["1.0"] > 3 * error["rag, optimized"][str(best["rag, optimized"])]
+
+
+def test_at_the_attention_kernels_own_rates_every_group_fits_with_nothing_fitted() -> None:
+    """step_cost's kernel way: the linear layers pinned to the trace, an FP8 KV step's
+    attention at FA3's rates timed alone on the traced mix (`gpu_h200_attention_rates.json`:
+    the decoding streams' KV reads ≈ 2.4 TB/s, two thirds of the 16-bit kernel's 3.8; the
+    prefill chunk ≈ 340 TFLOP/s), 16-bit KV steps at the model's rates. What the slowdown
+    exploration had to fit per group (2.5× for prod's shape, 5× for chat) the measured rates
+    give at once: every group within 6 %, where the same way with the model's one read rate
+    for every KV precision is off by over 3× that for the plan's profile. Priced this way, even
+    an FP8 kernel as fast as the 16-bit one on both parts leaves the plan short of 2× stock."""
+    result = json.loads((H200_GATE.parent / "gpu_h200_step_cost.json").read_text())
+    k, traced = result["kernel_fit"], result["traced_fit"]
+    assert 2.3e12 < k["fp8_rates"]["decode_bytes_per_s"] < 2.7e12
+    assert 3.0e14 < k["fp8_rates"]["prefill_flops_per_s"] < 4.0e14
+    assert set(k["mean_abs_error"]) == set(traced["mean_abs_error"])
+    assert all(err <= 0.06 for err in k["mean_abs_error"].values()), k["mean_abs_error"]
+    for key in ("rag, optimized", "chat, optimized"):
+        assert traced["mean_abs_error"][key]["1.0"] > 3 * k["mean_abs_error"][key]
+    rates = [w["requests_per_s"] for w in k["what_ifs"]]
+    assert rates == sorted(rates) and len(rates) == 3
+    stock = [
+        lv["requests_per_s"]
+        for lv in k["rows"]
+        if lv["shape"] == "rag" and lv["profile"] == "stock" and lv["concurrency"] == 66
+    ]
+    assert len(stock) == 2 and rates[-1] < 2 * min(stock)
+
+
+def test_kernel_rates_refuse_a_layout_whose_output_failed(tmp_path: Path) -> None:
+    from benchmarks.gpu.h200.step_cost import kernel_rates
+
+    row = {"kv_dtype": "fp8", "page": 16, "checked": False, "decode_tb_per_s": 2.4,
+           "prefill_alone_tflops": 340, "prefill_beside_streams_tflops": 300}  # fmt: skip
+    path = tmp_path / "rates.json"
+    path.write_text(json.dumps({"layouts": [row]}))
+    with pytest.raises(ValueError, match="fp8/16 failed its output check"):
+        kernel_rates("fp8", path)
+    path.write_text(json.dumps({"layouts": [row | {"checked": True}]}))
+    assert kernel_rates("fp8", path)["decode_bytes_per_s"] == pytest.approx(2.4e12)
 
 
 def test_the_gemms_alone_leave_room_the_serving_step_does_not() -> None:

@@ -1,0 +1,61 @@
+"""attention_rates.py's arithmetic and its report (the timing itself needs the GPU)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.gpu.h200 import attention_rates as ar
+
+
+def test_chunks_leave_room_for_one_token_per_stream_and_cover_the_prompt() -> None:
+    cut = ar.chunks(prompt=6400, budget=1792, decoding=103)
+    assert [c.query for c in cut] == [1689, 1689, 1689, 1333]
+    assert [c.context for c in cut] == [1689, 3378, 5067, 6400]
+    with pytest.raises(ValueError, match="no room"):
+        ar.chunks(budget=100, decoding=100)
+
+
+def test_causal_pairs_count_each_query_rows_visible_keys() -> None:
+    # A 3-token chunk after 2 cached tokens sees 3, 4 and 5 keys: 12 pairs.
+    per_pair = 4 * ar.QUERY_HEADS * ar.HEAD_DIM
+    assert ar.attention_flops(ar.Sequence_(3, 5)) == 12 * per_pair
+    assert ar.attention_flops(ar.Sequence_(1, 6400)) == 6400 * per_pair
+    # A whole 6,400-token prompt, chunk by chunk, costs what it costs at once.
+    whole = ar.attention_flops(ar.Sequence_(6400, 6400))
+    assert sum(ar.attention_flops(c) for c in ar.chunks()) == pytest.approx(whole)
+    # ≈ 2.8 TFLOP a step over 32 layers at the trace's 1,689-token chunks (README's figure).
+    assert whole * ar.LAYERS * 1689 / 6400 / 1e12 == pytest.approx(2.83, abs=0.01)
+
+
+def test_streams_are_mid_output_and_their_kv_bytes_follow_the_precision() -> None:
+    streams = ar.decoding_streams(count=50, prompt=100, output=10)
+    assert all(s.query == 1 and 101 <= s.context <= 110 for s in streams)
+    assert ar.kv_bytes(streams, 2) == 2 * ar.kv_bytes(streams, 1)
+    one = [ar.Sequence_(1, 1000)]
+    assert ar.kv_bytes(one, 1) == 2 * ar.KV_HEADS * ar.HEAD_DIM * 1000
+
+
+def _chunk(query: int, context: int, alone_ms: float, mixed_ms: float) -> dict:
+    return {"query": query, "context": context, "flops": 1e12, "prefill_alone_ms": alone_ms,
+            "mixed_ms": mixed_ms}  # fmt: skip
+
+
+def test_summary_rates_and_the_check_that_refuses_a_layout() -> None:
+    rows = [_chunk(100, 100, 2.0, 3.0), _chunk(100, 200, 2.0, 5.0)]
+    row = ar.summarize("fp8", 16, decode_ms=1.0, decode_bytes=4e9, chunk_rows=rows,
+                       max_error=0.02)  # fmt: skip
+    assert row["checked"] and row["decode_tb_per_s"] == pytest.approx(4.0)
+    assert row["mixed_mean_ms"] == pytest.approx(4.0)
+    assert row["prefill_alone_tflops"] == pytest.approx(2e12 / 4.0 / 1e9)  # 500
+    assert row["prefill_beside_streams_tflops"] == pytest.approx(2e12 / 6.0 / 1e9)
+    wrong = ar.summarize("bf16", 128, 1.0, 4e9, rows, max_error=1.4)
+    assert not wrong["checked"]
+    text = ar.markdown({
+        "device": "H200", "torch": "2.11", "method": "m", "decoding_streams": 103,
+        "chunks": [{"query": 100, "context": 100}], "traced_kernel_us": 744.0,
+        "layouts": [row, wrong],
+    })  # fmt: skip
+    assert "| fp8 | 16 | 4000 | 1000 | 4.00 | 500 | 333 | yes" in text
+    assert "4000 µs a launch here against 744 µs in the trace (5.38×)" in text
+    assert "**Not to be read**: bf16/128" in text
+    assert "checked NO" in ar.row_line(wrong)
