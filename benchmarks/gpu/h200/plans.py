@@ -96,11 +96,14 @@ def levers(plan: DeploymentPlan) -> dict[str, tuple[str, list[str]]]:
         # measured 2026-12-04 at 109 streams (`prod-shape-repeats/kv16-c109-r1`), 4.75 req/s,
         # ITL p95 55.8 ms — the model, before the run, 4.64 and 57.3. FP8 KV stays.
         "kv16": ("16-bit KV cache", ["--kv-cache-dtype", "auto"]),
-        # Attention levers (2026-12-05: the trace puts half a step in FA3's mixed launch;
+        # Attention levers (2026-12-04: the trace puts half a step in FA3's mixed launch;
         # `attention_rates.py` times that launch alone per page size and KV precision):
         # 128-token KV pages (FA3 loads 16-bit K/V by TMA only when a page holds whole
         # 128-key tiles; FP8's tile is 224 keys, which no vLLM page size holds), the same
-        # with a 16-bit KV cache, and vLLM's Triton attention in place of FA3.
+        # with a 16-bit KV cache, and vLLM's Triton attention in place of FA3. Measured at 109
+        # streams: 128-token pages 5.60 and 5.62 req/s (`prod-shape-repeats/page128-c109-*`,
+        # no gain over the plan's 5.63-5.73); Triton's level outran its call (one log window:
+        # half FA3's prefill rate). Both left out; the 16-bit one in 128-token pages not run.
         "page128": ("128-token KV pages", ["--block-size", "128"]),
         "kv16page128": (
             "16-bit KV cache in 128-token pages",
