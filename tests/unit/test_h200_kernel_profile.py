@@ -88,3 +88,16 @@ def test_a_trace_without_gpu_kernels_is_refused(tmp_path: Path) -> None:
     trace.write_text(json.dumps([{"ph": "X", "cat": "cpu_op", "name": "aten::mm", "ts": 0}]))
     with pytest.raises(ProfileError, match="no GPU kernels"):
         summarize(load_trace(trace), layers=32)
+
+
+def test_a_trace_without_an_attention_kernel_counts_no_steps(tmp_path: Path) -> None:
+    trace = tmp_path / "gemms.pt.trace.json"
+    trace.write_text(json.dumps([kernel(FP8_GEMM, 0, 20), kernel(INDUCTOR, 20, 5)]))
+    summary = summarize(load_trace(trace), layers=32)
+    assert summary["steps"] is None and summary["step_ms"] is None
+    assert summary["kinds"]["GEMM, FP8"]["ms_per_step"] is None
+    assert summary["kinds"]["GEMM, FP8"]["share_of_gpu_time"] == pytest.approx(0.8)
+    text = markdown(summary, "t")
+    assert "steps unknown (no attention kernel in the trace to count them by)" in text
+    assert "| GEMM, FP8 | 80.0% | — | 1 |" in text
+    json.loads(json.dumps(summary), parse_constant=pytest.fail)  # no NaN in kernels.json

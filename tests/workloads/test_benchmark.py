@@ -859,6 +859,31 @@ def test_every_replica_behind_a_headless_service_is_read(
     assert alone == 0
 
 
+def test_a_replica_found_through_the_service_is_named_by_that_option(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A replica that --metrics-service resolved to and that is not vLLM's (no hits counter)
+    is refused naming --metrics-service, not --metrics-url: the option the user must fix."""
+    import re
+
+    import workloads.benchmark.runner as runner
+    from workloads.benchmark.runner import EndpointDown, metered
+
+    _, server = _fake_vllm(200, {"choices": []}, {QUERIES: 1.0})
+    port = server.server_port
+    monkeypatch.setattr(runner, "RESOLVER", lambda host, p, **kw: [(2, 1, 6, "", ("127.0.0.1", p))])
+    service = f"http://llm-replicas.test:{port}/metrics"
+    try:
+        with pytest.raises(EndpointDown) as refused:
+            metered(lambda: pytest.fail("a run without its cache reading"), None,
+                    services=[service])  # fmt: skip
+    finally:
+        server.shutdown()
+    assert re.search(f"carries no {HITS}: --metrics-service must lead to each replica's",
+                     str(refused.value))  # fmt: skip
+    assert "--metrics-url" not in str(refused.value)
+
+
 def test_a_headless_service_with_no_ready_replica_cannot_measure() -> None:
     from workloads.benchmark.runner import EndpointDown, replica_urls
 

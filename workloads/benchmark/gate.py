@@ -219,7 +219,7 @@ def prefix_cache_problem(run: Run, scenario: Scenario, label: str = "optimized")
             f"traffic did not match the plan: vLLM's prefix cache served {share:.1%} of the "
             f"prompt tokens, where the shared document is {meant:.1%} of each ({where}) — "
             "nothing cached was measured; check --enable-prefix-caching and that --metrics-url "
-            "names every replica behind the target"
+            "(or --metrics-service) reaches every replica behind the target"
         )
     return None
 

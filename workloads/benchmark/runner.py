@@ -155,10 +155,14 @@ def hit_share(before: dict[str, float], after: dict[str, float]) -> float | None
 
 
 def prefix_cache_counts(
-    urls: list[str], timeout_s: float = 10.0, insecure: bool = False
+    urls: list[str],
+    timeout_s: float = 10.0,
+    insecure: bool = False,
+    named_by: dict[str, str] | None = None,
 ) -> dict[str, float]:
     """vLLM's prefix-cache counters so far, summed over the replicas' /metrics `urls`.
-    EndpointDown when one does not answer or is not vLLM's."""
+    EndpointDown when one does not answer or is not vLLM's, naming the option that led to it
+    (`named_by`: URL → option; --metrics-url unless told)."""
     context = ssl._create_unverified_context() if insecure else None
     totals = dict.fromkeys(PREFIX_CACHE_COUNTERS, 0.0)
     for url in urls:
@@ -166,10 +170,13 @@ def prefix_cache_counts(
             with urllib.request.urlopen(url, timeout=timeout_s, context=context) as reply:
                 found = prefix_cache_totals(reply.read().decode())
         except (urllib.error.URLError, OSError) as error:
-            raise EndpointDown(f"{url} did not answer (--metrics-url): {error}") from None
+            option = (named_by or {}).get(url, "--metrics-url")
+            raise EndpointDown(f"{url} did not answer ({option}): {error}") from None
         if missing := set(PREFIX_CACHE_COUNTERS) - set(found):
+            option = (named_by or {}).get(url, "--metrics-url")
+            lead = "must name each" if option == "--metrics-url" else "must lead to each"
             raise EndpointDown(
-                f"{url} carries no {', '.join(sorted(missing))}: --metrics-url must name each "
+                f"{url} carries no {', '.join(sorted(missing))}: {option} {lead} "
                 "replica's vLLM /metrics (vLLM ≥ 0.10)"
             )
         for name, value in found.items():
@@ -215,15 +222,14 @@ def metered(
     `services` are headless Services' /metrics URLs, each read at every replica it resolves to
     before the run (`replica_urls`): a replica that goes away during the run fails the second
     reading (EndpointDown), one that joins is not read (the share is then the read replicas')."""
-    every = [
-        *(urls or []),
-        *(u for service in services or [] for u in replica_urls(service)),
-    ]
+    resolved = {u: "--metrics-service" for service in services or []
+                for u in replica_urls(service)}  # fmt: skip
+    every = [*(urls or []), *resolved]
     if not every:
         return measure()
-    before = prefix_cache_counts(every, insecure=insecure)
+    before = prefix_cache_counts(every, insecure=insecure, named_by=resolved)
     run = measure()
-    share = hit_share(before, prefix_cache_counts(every, insecure=insecure))
+    share = hit_share(before, prefix_cache_counts(every, insecure=insecure, named_by=resolved))
     return replace(run, prefix_cache_hit_share=share)
 
 

@@ -123,24 +123,35 @@ def per_step(summary: dict[str, Any], layers: int) -> dict[str, Any]:
     """Steps in the trace and each kind's milliseconds a step. A step runs the main attention
     kernel (the attention kernel with the most time) once per layer; FlashAttention 3 also
     launches a split-KV combine and a scheduling kernel in some steps, so all attention launches
-    over-count (a stock trace: 1,950 launches for 30 steps of 32 layers)."""
+    over-count (a stock trace: 1,950 launches for 30 steps of 32 layers). A trace without an
+    attention kernel among its top kernels has no steps to count: they, and every per-step
+    figure, are None (the shares stand)."""
     main = next((k for k in summary["top_kernels"] if k["kind"] == "attention"), None)
-    steps = main["launches"] / layers if main and layers else 0.0
+    steps = main["launches"] / layers if main and layers > 0 else None
     summary["steps"] = steps
-    summary["step_ms"] = summary["span_ms"] / steps if steps else float("nan")
+    summary["step_ms"] = summary["span_ms"] / steps if steps else None
     for row in summary["kinds"].values():
         ms = row["share_of_gpu_time"] * summary["kernel_ms"]
-        row["ms_per_step"] = ms / steps if steps else float("nan")
+        row["ms_per_step"] = ms / steps if steps else None
     return summary
+
+
+def _ms(value: float | None, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
 
 
 def markdown(summary: dict[str, Any], title: str) -> str:
     lines = [
         f"# {title}",
         "",
-        f"Profiled span {summary['span_ms']:.0f} ms, {summary['steps']:.1f} steps "
-        f"(main attention kernel's launches / layers), {summary['step_ms']:.1f} ms a step; "
-        f"the GPU busy {summary['gpu_busy_share']:.1%} of the span "
+        f"Profiled span {summary['span_ms']:.0f} ms, "
+        + (
+            f"{summary['steps']:.1f} steps (main attention kernel's launches / layers), "
+            f"{summary['step_ms']:.1f} ms a step; "
+            if summary["steps"]
+            else "steps unknown (no attention kernel in the trace to count them by); "
+        )
+        + f"the GPU busy {summary['gpu_busy_share']:.1%} of the span "
         f"(host gaps {summary['host_gap_share']:.1%}).",
         "",
         "| kind | share of GPU time | ms a step | launches |",
@@ -148,7 +159,7 @@ def markdown(summary: dict[str, Any], title: str) -> str:
     ]
     for kind, row in summary["kinds"].items():
         lines.append(
-            f"| {kind} | {row['share_of_gpu_time']:.1%} | {row['ms_per_step']:.2f} "
+            f"| {kind} | {row['share_of_gpu_time']:.1%} | {_ms(row['ms_per_step'], 2)} "
             f"| {row['launches']:,} |"
         )
     lines += ["", "| kernel | kind | share | launches | mean µs |", "|---|---|---|---|---|"]
