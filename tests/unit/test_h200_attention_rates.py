@@ -59,3 +59,29 @@ def test_summary_rates_and_the_check_that_refuses_a_layout() -> None:
     assert "4000 µs a launch here against 744 µs in the trace (5.38×)" in text
     assert "**Not to be read**: bf16/128" in text
     assert "checked NO" in ar.row_line(wrong)
+
+
+def test_flashinfer_rows_show_what_ran_and_what_was_refused() -> None:
+    ran = {
+        "backend": "flashinfer", "kv_dtype": "fp8", "page": 16,
+        "decode": {"ms": 0.4, "first_call_s": 90.0, "tb_per_s": 3.5},
+        "decode_tensor_cores": {"error": "RuntimeError: no kernel for this layout"},
+        "prefill": {"tflops": 610.0, "chunks": []},
+        "max_relative_error": 0.01, "checked": True,
+    }  # fmt: skip
+    refused = {
+        "backend": "flashinfer", "kv_dtype": "bf16", "page": 16,
+        "decode": {"error": "E"}, "decode_tensor_cores": {"error": "E"},
+        "prefill": {"error": "E"}, "max_relative_error": None, "checked": False,
+    }  # fmt: skip
+    lines = ar.flashinfer_lines([ran, refused])
+    assert (
+        "| fp8 | 16 | 400 | 3.50 | refused: RuntimeError: no kernel for this layout | "
+        "refused: RuntimeError: no kernel for this layout | 610 | yes (0.01) |"
+    ) in lines
+    assert lines[-1].endswith("| NO (nothing ran) |")
+    text = ar.markdown({
+        "device": "H200", "torch": "2.11", "method": "m", "decoding_streams": 103,
+        "chunks": [], "traced_kernel_us": 744.0, "layouts": [], "flashinfer": [ran],
+    })  # fmt: skip
+    assert "FlashInfer on the same mix" in text

@@ -279,3 +279,47 @@ def test_a_level_that_never_runs_its_streams_is_not_traced(tmp_path: Path) -> No
     assert (out / "load.txt").read_text().startswith("steady no")
     assert not (tmp_path / "traces").exists() or not any((tmp_path / "traces").iterdir())
     assert not (out / "kernels.json").exists()
+
+
+def _flashinfer(tmp_path: Path, tools: tuple[str, ...], wheels: bool, installed: bool) -> tuple:
+    """flashinfer.sh sourced with stand-in tools on a PATH of their own (nothing of this
+    machine's but bash's basics), a stand-in site and wheel folder."""
+    bin_dir, cuda = tmp_path / "bin", tmp_path / "cuda"
+    (cuda / "bin").mkdir(parents=True)
+    bin_dir.mkdir()
+    for tool in ("ls", "python3", "dirname", "cat"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    for tool in tools:
+        place = cuda / "bin" if tool == "nvcc" else bin_dir
+        (place / tool).write_text("#!/bin/sh\nexit 0\n")
+        (place / tool).chmod(0o755)
+    site, fi = tmp_path / "site", tmp_path / "fi"
+    site.mkdir()
+    fi.mkdir()
+    if installed:
+        (site / "flashinfer").mkdir()
+    if wheels:
+        (fi / "flashinfer_python-0.6.13-py3-none-any.whl").write_text("not a wheel")
+    script = SCRIPTS / "flashinfer.sh"
+    done = subprocess.run(
+        [shutil.which("bash") or "bash", "-c", f"source {script} && echo READY"],
+        env={"PATH": str(bin_dir), "FI_WHEELS": str(fi), "SITE": str(site),
+             "CUDA_HOME": str(cuda)},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_flashinfer_setup_names_what_its_build_would_miss(tmp_path: Path) -> None:
+    code, said = _flashinfer(tmp_path / "a", ("c++", "ninja"), wheels=True, installed=True)
+    assert code != 0 and "no nvcc" in said and "READY" not in said
+    code, said = _flashinfer(tmp_path / "b", ("nvcc", "ninja"), wheels=True, installed=True)
+    assert code != 0 and "no host C++ compiler (c++)" in said
+    code, said = _flashinfer(tmp_path / "c", ("nvcc", "c++", "ninja"), wheels=False,
+                             installed=False)  # fmt: skip
+    assert code != 0 and "no wheels in" in said and "carry it" in said
+    code, said = _flashinfer(tmp_path / "d", ("nvcc", "c++"), wheels=True, installed=True)
+    assert code != 0 and "no ninja on PATH" in said
+    code, said = _flashinfer(tmp_path / "e", ("nvcc", "c++", "ninja"), wheels=True,
+                             installed=True)  # fmt: skip
+    assert code == 0 and "READY" in said and "/cuda/bin/nvcc" in said

@@ -95,6 +95,44 @@ def kv_bytes(seqs: Sequence[Sequence_], dtype_bytes: int) -> float:
     return sum(2.0 * KV_HEADS * HEAD_DIM * dtype_bytes * s.context for s in seqs)
 
 
+def _pool(streams: list[Sequence_], page: int, dtype: Any) -> tuple[Any, list[Any], Any]:
+    """One KV pool holding every stream's pages and a whole prompt's, shuffled as a serving
+    pool's are: (cache [2, pages, page, KV heads, head size], the streams' page tables, the
+    prompt's). Keys and queries at σ ≈ 2.2 give scores of σ ≈ 5: each query attends to a few
+    keys, so a wrong page or causal offset changes the output wholesale (at small σ every
+    output is the mean of random values, ≈ 0, whichever keys were read)."""
+    import torch
+
+    pages_of = [math.ceil(s.context / page) for s in [*streams, Sequence_(PROMPT, PROMPT)]]
+    pool = sum(pages_of) + 8
+    cache = torch.randn(2, pool, page, KV_HEADS, HEAD_DIM, device="cuda")
+    cache[0] *= SHARP
+    cache = cache.to(dtype)
+    order = torch.randperm(pool, device="cuda", dtype=torch.int32)
+    tables, start = [], 0
+    for n in pages_of:
+        tables.append(order[start : start + n])
+        start += n
+    return cache, tables[:-1], tables[-1]
+
+
+def _reference(cache: Any, q_rows: Any, seq: Sequence_, table: Any) -> Any:
+    """Plain attention (fp32) for `q_rows`, the last rows of `seq`, over its pages."""
+    import torch
+
+    flat = cache[:, table.long()].float().reshape(2, -1, KV_HEADS, HEAD_DIM)
+    k, v = flat[0, : seq.context], flat[1, : seq.context]
+    k = k.repeat_interleave(QUERY_HEADS // KV_HEADS, dim=1)
+    v = v.repeat_interleave(QUERY_HEADS // KV_HEADS, dim=1)
+    rows = q_rows.float()
+    n = rows.shape[0]
+    scores = torch.einsum("qhd,khd->hqk", rows, k) * HEAD_DIM**-0.5
+    positions = torch.arange(seq.context - n, seq.context, device="cuda")
+    mask = torch.arange(seq.context, device="cuda")[None, :] > positions[:, None]
+    scores = scores.masked_fill(mask[None], float("-inf"))
+    return torch.einsum("hqk,khd->qhd", scores.softmax(-1), v)
+
+
 def measure(
     page_sizes: Sequence[int] = PAGE_SIZES, kv_dtypes: Sequence[str] = KV_DTYPES
 ) -> dict[str, Any]:
@@ -108,23 +146,7 @@ def measure(
     for kv_dtype in kv_dtypes:
         dtype = torch.float8_e4m3fn if kv_dtype == "fp8" else torch.bfloat16
         for page in page_sizes:
-            # One pool holds every sequence's pages, shuffled as a serving pool's are.
-            seqs_all = [*streams, Sequence_(PROMPT, PROMPT)]
-            pages_of = [math.ceil(s.context / page) for s in seqs_all]
-            pool = sum(pages_of) + 8
-            # Keys and queries at σ ≈ 2.2 give scores of σ ≈ 5: each query attends to a few
-            # keys, so a wrong page or causal offset changes the output wholesale (at small σ
-            # every output is the mean of random values, ≈ 0, whichever keys were read).
-            cache = torch.randn(2, pool, page, KV_HEADS, HEAD_DIM, device="cuda")
-            cache[0] *= SHARP
-            cache = cache.to(dtype)
-            order = torch.randperm(pool, device="cuda", dtype=torch.int32)
-            tables, start = [], 0
-            for n in pages_of:
-                tables.append(order[start : start + n])
-                start += n
-            prompt_table = tables[-1]
-            stream_tables = tables[:-1]
+            cache, stream_tables, prompt_table = _pool(streams, page, dtype)
 
             def launch(
                 seqs: list[Sequence_],
@@ -171,25 +193,10 @@ def measure(
 
                 return run, q, out
 
-            def reference(q_rows: Any, seq: Sequence_, table: Any, cache: Any = cache,
-                          page: int = page) -> Any:  # fmt: skip
-                """Plain attention for the last rows of `seq` over its pages (fp32)."""
-                flat = cache[:, table.long()].float().reshape(2, -1, KV_HEADS, HEAD_DIM)
-                k, v = flat[0, : seq.context], flat[1, : seq.context]
-                k = k.repeat_interleave(QUERY_HEADS // KV_HEADS, dim=1)
-                v = v.repeat_interleave(QUERY_HEADS // KV_HEADS, dim=1)
-                rows = q_rows.float()
-                n = rows.shape[0]
-                scores = torch.einsum("qhd,khd->hqk", rows, k) * HEAD_DIM**-0.5
-                positions = torch.arange(seq.context - n, seq.context, device="cuda")
-                mask = torch.arange(seq.context, device="cuda")[None, :] > positions[:, None]
-                scores = scores.masked_fill(mask[None], float("-inf"))
-                return torch.einsum("hqk,khd->qhd", scores.softmax(-1), v)
-
             decode_run, decode_q, decode_out = launch(streams, stream_tables)
             decode_ms = median_ms(decode_run)
             decode_run()
-            expect = reference(decode_q[-1:], streams[-1], stream_tables[-1])
+            expect = _reference(cache, decode_q[-1:], streams[-1], stream_tables[-1])
             errors = [relative_error(decode_out[-1:], expect)]
             chunk_rows = []
             for c in cut:
@@ -198,7 +205,7 @@ def measure(
                 pre_ms, mix_ms = median_ms(pre_run), median_ms(mix_run)
                 pre_run()
                 tail = min(c.query, 16)
-                expect = reference(pre_q[-tail:], c, prompt_table)
+                expect = _reference(cache, pre_q[-tail:], c, prompt_table)
                 errors.append(relative_error(pre_out[-tail:], expect))
                 # The mixed launch, with the chunk's and a stream's queries as the lone ones:
                 mix_q[-c.query :] = pre_q
@@ -228,6 +235,99 @@ def measure(
         "traced_kernel_us": TRACED_KERNEL_US,
         "layouts": rows,
     }
+
+
+def measure_flashinfer(
+    kv_dtypes: Sequence[str] = KV_DTYPES, page: int = 16
+) -> list[dict[str, Any]]:
+    """FlashInfer's kernels on the same mix, as vLLM's FLASHINFER backend runs a step: the
+    decoding streams through its decode wrapper (CUDA cores, and tensor cores), the prefill
+    chunk through its prefill wrapper — two launches, 16-bit queries over the KV cache's
+    precision. On Hopper its kernels are compiled at first use (nvcc): `first_call_s` says
+    how long that took. A part FlashInfer refuses is recorded with its error, not timed."""
+    import time
+
+    import flashinfer
+    import torch
+
+    torch.manual_seed(0)
+    streams, cut = decoding_streams(), chunks()
+    workspace = torch.empty(512 * 1024 * 1024, dtype=torch.uint8, device="cuda")
+    rows = []
+    for kv_dtype in kv_dtypes:
+        dtype = torch.float8_e4m3fn if kv_dtype == "fp8" else torch.bfloat16
+        cache, stream_tables, prompt_table = _pool(streams, page, dtype)
+        kv = (cache[0], cache[1])
+        row: dict[str, Any] = {"backend": "flashinfer", "kv_dtype": kv_dtype, "page": page}
+        errors: list[float] = []
+
+        def paged(seqs: list[Sequence_], tables: list[Any]) -> tuple[Any, Any, Any]:
+            used = [t[: math.ceil(s.context / page)] for s, t in zip(seqs, tables, strict=True)]
+            indptr = torch.tensor([0, *torch.tensor([t.numel() for t in used]).cumsum(0).tolist()],
+                                  dtype=torch.int32, device="cuda")  # fmt: skip
+            last_len = [s.context - (t.numel() - 1) * page
+                        for s, t in zip(seqs, used, strict=True)]  # fmt: skip
+            last = torch.tensor(last_len, dtype=torch.int32, device="cuda")
+            return indptr, torch.cat(used), last
+
+        def timed(run: Callable[[], Any]) -> tuple[float, float, Any]:
+            t0 = time.monotonic()
+            out = run()
+            torch.cuda.synchronize()
+            return time.monotonic() - t0, median_ms(run), out
+
+        q = (torch.randn(len(streams), QUERY_HEADS, HEAD_DIM, device="cuda") * SHARP).to(
+            torch.bfloat16
+        )
+        expect = _reference(cache, q[-1:], streams[-1], stream_tables[-1])
+        for cores in (False, True):
+            key = "decode_tensor_cores" if cores else "decode"
+            try:
+                wrapper = flashinfer.BatchDecodeWithPagedKVCacheWrapper(
+                    workspace, "NHD", use_tensor_cores=cores
+                )
+                wrapper.plan(*paged(streams, stream_tables), QUERY_HEADS, KV_HEADS, HEAD_DIM,
+                             page, q_data_type=torch.bfloat16, kv_data_type=dtype,
+                             sm_scale=HEAD_DIM**-0.5)  # fmt: skip
+                first, ms, out = timed(lambda w=wrapper, q=q, kv=kv: w.run(q, kv))
+                errors.append(relative_error(out[-1:], expect))
+                row[key] = {"ms": ms, "first_call_s": first,
+                            "tb_per_s": kv_bytes(streams, 1 if kv_dtype == "fp8" else 2)
+                            / ms / 1e9}  # fmt: skip
+            except Exception as error:  # recorded: what FlashInfer refused, not timed
+                row[key] = {"error": f"{type(error).__name__}: {error}"[:400]}
+            print(f"flashinfer {kv_dtype} {key}: {row[key]}", flush=True)
+        chunk_rows = []
+        try:
+            for c in cut:
+                wrapper = flashinfer.BatchPrefillWithPagedKVCacheWrapper(workspace, "NHD")
+                qo = torch.tensor([0, c.query], dtype=torch.int32, device="cuda")
+                wrapper.plan(qo, *paged([c], [prompt_table]), QUERY_HEADS, KV_HEADS, HEAD_DIM,
+                             page, causal=True, q_data_type=torch.bfloat16, kv_data_type=dtype,
+                             sm_scale=HEAD_DIM**-0.5)  # fmt: skip
+                qc = (torch.randn(c.query, QUERY_HEADS, HEAD_DIM, device="cuda") * SHARP).to(
+                    torch.bfloat16
+                )
+                first, ms, out = timed(lambda w=wrapper, qc=qc, kv=kv: w.run(qc, kv))
+                tail = min(c.query, 16)
+                errors.append(relative_error(out[-tail:], _reference(cache, qc[-tail:], c,
+                                                                     prompt_table)))  # fmt: skip
+                chunk_rows.append({"query": c.query, "context": c.context,
+                                   "flops": attention_flops(c), "ms": ms,
+                                   "first_call_s": first})  # fmt: skip
+            flops = sum(r["flops"] for r in chunk_rows)
+            row["prefill"] = {"chunks": chunk_rows,
+                              "tflops": flops / sum(r["ms"] for r in chunk_rows) / 1e9}  # fmt: skip
+        except Exception as error:  # recorded: what FlashInfer refused, not timed
+            row["prefill"] = {"error": f"{type(error).__name__}: {error}"[:400]}
+        print(f"flashinfer {kv_dtype} prefill: {row['prefill'].get('tflops', row['prefill'])}",
+              flush=True)  # fmt: skip
+        row["max_relative_error"] = max(errors) if errors else None
+        row["checked"] = bool(errors) and max(errors) <= MAX_RELATIVE_ERROR
+        rows.append(row)
+        cache = kv = None
+        torch.cuda.empty_cache()
+    return rows
 
 
 # ‖kernel − reference‖ / ‖reference‖ over the checked rows. The reference reads the same FP8
@@ -310,6 +410,8 @@ def markdown(result: dict[str, Any]) -> str:
             + (f"{beside:.0f}" if beside is not None else "n/a")
             + f" | {'yes' if r['checked'] else 'NO'} ({r['max_relative_error']:.2g}) |"
         )
+    if result.get("flashinfer"):
+        lines += flashinfer_lines(result["flashinfer"])
     served = next(
         (r for r in result["layouts"] if r["kv_dtype"] == "fp8" and r["page"] == 16), None
     )
@@ -332,18 +434,61 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def flashinfer_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """FlashInfer's two launches a step (decode wrapper, prefill wrapper) beside FA3's one."""
+
+    def cell(part: dict[str, Any], key: str, digits: int) -> str:
+        if "error" in part:
+            return f"refused: {part['error'][:80]}"
+        return f"{part[key]:.{digits}f}"
+
+    lines = [
+        "",
+        "FlashInfer on the same mix (vLLM's FLASHINFER backend: the streams through its decode "
+        "wrapper, the chunk through its prefill wrapper; 16-bit queries):",
+        "",
+        "| KV | page | decode µs (CUDA cores) | TB/s | decode µs (tensor cores) | TB/s "
+        "| chunk TFLOP/s | output checked |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        decode, cores, pre = r["decode"], r["decode_tensor_cores"], r["prefill"]
+        us = {k: (dict(p, us=p["ms"] * 1e3) if "ms" in p else p) for k, p in
+              (("d", decode), ("c", cores))}  # fmt: skip
+        error = r["max_relative_error"]
+        lines.append(
+            f"| {r['kv_dtype']} | {r['page']} | {cell(us['d'], 'us', 0)} | "
+            f"{cell(decode, 'tb_per_s', 2)} | {cell(us['c'], 'us', 0)} | "
+            f"{cell(cores, 'tb_per_s', 2)} | {cell(pre, 'tflops', 0)} | "
+            + ("yes" if r["checked"] else "NO")
+            + (f" ({error:.2g})" if error is not None else " (nothing ran)")
+            + " |"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--markdown", type=Path, help="print a measured JSON as a table")
     parser.add_argument("--pages", type=int, nargs="+", default=list(PAGE_SIZES))
+    parser.add_argument(
+        "--flashinfer",
+        type=Path,
+        metavar="FA3_JSON",
+        help="time FlashInfer on the same mix and add it to FA3_JSON (an earlier --out) as --out",
+    )
     args = parser.parse_args()
     if args.markdown:
         print(markdown(json.loads(args.markdown.read_text())))
         return
     if not args.out:
         parser.error("--out is required to measure")
-    result = measure(args.pages)
+    if args.flashinfer:
+        result = json.loads(args.flashinfer.read_text())
+        result["flashinfer"] = measure_flashinfer()
+    else:
+        result = measure(args.pages)
     args.out.write_text(json.dumps(result, indent=2))
 
 

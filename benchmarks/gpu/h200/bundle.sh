@@ -36,8 +36,19 @@ if [ ! -f "$out/llama8b-bpe/tokenizer.json" ]; then
   .venv-llamastack/bin/python -m benchmarks.gpu.make_bpe_tokenizer "$out/llama8b" "$out/llama8b-bpe"
 fi
 
+# 2b. FlashInfer's wheels (its JIT sources; the H200 image compiles them with its nvcc), one
+#    small folder that travels with any call: `flashinfer.sh` installs them on the machine.
+if ! ls "$out"/fi/flashinfer_python-*.whl >/dev/null 2>&1; then
+  mkdir -p "$out/fi"
+  PIP_CONSTRAINT= .venv/bin/python -m pip download -q --no-deps --only-binary=:all: \
+    --python-version 3.12 --implementation cp --abi cp312 --abi abi3 --abi none \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 --platform any -d "$out/fi" \
+    -r benchmarks/gpu/h200/flashinfer-device-deps.txt
+fi
+
 # 3. What joins and installs the parts on the device, and today's plans and server arguments.
 mkdir -p "$out/bin"
 cp "$shared/assemble.sh" "$out/bin/assemble.sh"
 .venv/bin/python -m benchmarks.gpu.h200.plans --out "$out/run"
-du -sh "$out"/r?? "$out/llama8b-bpe" "$out/run" "$out/bin"
+du -sh "$out"/r?? "$out/fi" "$out/llama8b-bpe" "$out/run" "$out/bin"

@@ -110,6 +110,10 @@ def levers(plan: DeploymentPlan) -> dict[str, tuple[str, list[str]]]:
             ["--kv-cache-dtype", "auto", "--block-size", "128"],
         ),
         "triton": ("Triton attention", ["--attention-backend", "TRITON_ATTN"]),
+        # FlashInfer (the streams on its decode kernel, the chunk on its prefill kernel),
+        # compiled on the machine at first use: carry gpu-bundle/fi (serve.sh sources
+        # flashinfer.sh). Not run yet.
+        "flashinfer": ("FlashInfer attention", ["--attention-backend", "FLASHINFER"]),
     }
 
 

@@ -13,6 +13,11 @@ model=$(grep -oE -- '--model [^ ]+' "$args_file" | cut -d' ' -f2)
 # (the bracket keeps pkill from matching a shell whose command line names the server)
 pkill -f "vllm.entrypoints.openai.api_serve[r]" && sleep 5
 export PYTHONPATH=/tmp/site VLLM_NO_USAGE_STATS=1 HF_HUB_OFFLINE=1 VLLM_USE_FLASHINFER_SAMPLER=0
+# FlashInfer attention is built on the machine at first use (flashinfer.sh says what is missing).
+if grep -q -- '--attention-backend FLASHINFER' "$args_file"; then
+  # shellcheck source=benchmarks/gpu/h200/flashinfer.sh
+  source "$(dirname "$0")/flashinfer.sh" || exit 1
+fi
 python3 -m workloads.vllm_plugin /tmp/leanrag-vllm-plugins >/dev/null || exit 1
 export PYTHONPATH=/tmp/site:/tmp/leanrag-vllm-plugins LEANRAG_DETOKENIZER_PRIME_TOKENS=32
 t0=$(date +%s)
@@ -20,7 +25,7 @@ t0=$(date +%s)
 setsid python3 -m vllm.entrypoints.openai.api_server $(cat "$args_file") --load-format dummy \
   --host 127.0.0.1 --port 8000 > /tmp/server.log 2>&1 < /dev/null &
 server=$!
-for _ in $(seq 1 200); do
+for _ in $(seq 1 "${START_POLLS:-200}"); do  # 2 s each; a FlashInfer build may want more
   curl -sf 127.0.0.1:8000/health >/dev/null && break
   kill -0 "$server" 2>/dev/null || break  # it exited: no point waiting 400 s
   sleep 2
