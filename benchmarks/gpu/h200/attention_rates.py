@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.gpu.h200.gemm_rates import median_ms
+from benchmarks.gpu.h200.gemm_rates import median_ms, rendered
 
 QUERY_HEADS, KV_HEADS, HEAD_DIM, LAYERS = 32, 8, 128, 32
 PROMPT, OUTPUT, STEP_BUDGET, DECODING = 6400, 384, 1792, 103
@@ -479,11 +479,8 @@ def main() -> None:
         help="time FlashInfer on the same mix and add it to FA3_JSON (an earlier --out) as --out",
     )
     args = parser.parse_args()
-    if args.markdown:
-        print(markdown(json.loads(args.markdown.read_text())))
+    if rendered(args, parser, markdown):
         return
-    if not args.out:
-        parser.error("--out is required to measure")
     if args.flashinfer:
         result = json.loads(args.flashinfer.read_text())
         result["flashinfer"] = measure_flashinfer()

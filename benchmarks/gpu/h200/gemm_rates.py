@@ -154,16 +154,26 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def rendered(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, render: Callable[[Any], str]
+) -> bool:
+    """A measuring script's two modes: with --markdown, print a measured JSON as its table
+    (True: nothing to measure); otherwise --out is required (the parser says so)."""
+    if args.markdown:
+        print(render(json.loads(args.markdown.read_text())))
+        return True
+    if not args.out:
+        parser.error("--out is required to measure")
+    return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--markdown", type=Path, help="print a measured JSON as a table")
     args = parser.parse_args()
-    if args.markdown:
-        print(markdown(json.loads(args.markdown.read_text())))
+    if rendered(args, parser, markdown):
         return
-    if not args.out:
-        parser.error("--out is required to measure")
     result = measure()
     args.out.write_text(json.dumps(result, indent=2))
     for m, rates in result["decoder_layer_linears"].items():
