@@ -41,6 +41,7 @@ from workloads.contract import (
     min_seconds,
     next_search_streams,
     search_bounds,
+    search_growth,
     search_range,
     target_runs,
 )
@@ -359,33 +360,61 @@ def _probe_at(capacity: int, sent: list[int], targets: GatePlan = TARGETS):
 
 
 @pytest.mark.parametrize(
-    ("capacity", "probes", "reason"),
+    ("tolerance", "capacity", "probes", "reason"),
     [
-        # From the predicted 16: double until a level misses, then bisect to 10 % of the best.
-        (20, [16, 32, 24, 20, 22], "converged"),
-        (16, [16, 32, 24, 20, 18, 17], "converged"),
-        (33, [16, 32, 64, 48, 40, 36], "max_probes_exhausted"),  # 34 would be next
-        (100, [16, 32, 64], "max_streams_reached"),  # ≥ 4 × the prediction: a lower bound
-        (3, [16, 8, 4, 2, 3], "converged"),  # the first level misses: halve toward one stream
-        (0, [16, 8, 4, 2, 1], "objectives_unmet_at_minimum"),
+        # A plan without a capacity tolerance: GuideLLM's rule — from the predicted 16, double
+        # until a level misses, then bisect to 10 % of the best.
+        (0.0, 20, [16, 32, 24, 20, 22], "converged"),
+        (0.0, 16, [16, 32, 24, 20, 18, 17], "converged"),
+        (0.0, 33, [16, 32, 64, 48, 40, 36], "max_probes_exhausted"),  # 34 would be next
+        (0.0, 100, [16, 32, 64], "max_streams_reached"),  # ≥ 4 × the prediction: a lower bound
+        (0.0, 3, [16, 8, 4, 2, 3], "converged"),  # the first level misses: halve toward one
+        (0.0, 0, [16, 8, 4, 2, 1], "objectives_unmet_at_minimum"),
+        # The plan's ±25 %: steps of 25 % up (rounded up) or down (rounded down), then bisect.
+        (0.25, 20, [16, 20, 25, 22], "converged"),
+        (0.25, 16, [16, 20, 18, 17], "converged"),
+        (0.25, 33, [16, 20, 25, 32, 40, 36], "max_probes_exhausted"),
+        # Three times the prediction: the search stops at 50 streams passing, a lower bound
+        # already outside the ±25 % the capacity check allows.
+        (0.25, 100, [16, 20, 25, 32, 40, 50], "max_probes_exhausted"),
+        (0.25, 14, [16, 12, 14, 15], "converged"),  # just under: found in four probes
+        (0.25, 3, [16, 12, 9, 7, 5, 4], "max_probes_exhausted"),  # far under: none passes
     ],
 )
 def test_the_capacity_search_probes_one_level_at_a_time_by_guidellms_rule(
-    capacity: int, probes: list[int], reason: str
+    tolerance: float, capacity: int, probes: list[int], reason: str
 ) -> None:
+    targets = replace(TARGETS, capacity_tolerance=tolerance)
     sent: list[int] = []
-    run = search_capacity(_probe_at(capacity, sent), TARGETS, RAG)
+    run = search_capacity(_probe_at(capacity, sent), targets, RAG)
     assert sent == probes and len(sent) <= SEARCH_PROBES
     assert [level.concurrency for level in run.levels] == probes
     # No probe above the bound the gate Job's deadline allows for it.
-    largest = search_bounds(TARGETS, SEARCH_PROBES)
+    largest = search_bounds(targets, SEARCH_PROBES)
     assert all(streams <= bound.concurrency for streams, bound in zip(sent, largest, strict=False))
-    scored = capacity_search(run, TARGETS)
+    scored = capacity_search(run, targets)
     assert scored.stop_reason == reason
     assert [p.streams for p in scored.probes] == probes
     passing = [streams for streams in probes if streams <= capacity]
     assert (scored.best.concurrency if scored.best else None) == max(passing, default=None)
     assert "count-bounded at its own streams" in scored.describe()
+    assert ("doubling" if tolerance == 0 else "stepping up by 25%") in scored.describe()
+
+
+def test_the_searchs_probes_and_deadline_shrink_with_a_calibrated_tolerance() -> None:
+    """At prod's shape on the H200 the plan predicts 109 streams and allows ±15 %: its probes
+    step 109 → 126 → …, where GuideLLM's doubling spends its second probe at 218 streams; the
+    largest bounds the gate Job's deadline allows for shrink to match."""
+    plan = replace(TARGETS, capacity_concurrency=109, capacity_tolerance=0.15)
+    assert search_growth(plan) == pytest.approx(1.15)
+    assert search_growth(replace(plan, capacity_tolerance=0.0)) == 2.0
+    stepped = [b.concurrency for b in search_bounds(plan, SEARCH_PROBES)]
+    doubled = [b.concurrency for b in search_bounds(replace(plan, capacity_tolerance=0.0),
+                                                    SEARCH_PROBES)]  # fmt: skip
+    assert stepped == [109, 126, 145, 167, 193, 222]
+    assert doubled == [109, 218, 436, 436, 436, 436]
+    assert next_search_streams(109, None, 109, 436, 1.15) == 126
+    assert next_search_streams(None, 109, 109, 436, 1.15) == 94
 
 
 def test_the_search_rule_is_guidellms_goodput_rule() -> None:

@@ -22,6 +22,7 @@ from workloads.contract import (
     LevelBound,
     level_bound,
     next_search_streams,
+    search_growth,
     search_range,
 )
 
@@ -73,10 +74,17 @@ class CapacitySearch:
     best: LevelMetrics | None  # the highest concurrency whose attainment met the target
     lowest_failing_streams: int | None
     stop_reason: str
+    growth: float = 2.0  # each step up while no level has missed (contract.search_growth)
 
     @property
     def capacity_requests_per_s(self) -> float:
         return self.best.requests_per_s if self.best else 0.0
+
+    @property
+    def stepping(self) -> str:
+        if self.growth == 2.0:
+            return "doubling"
+        return f"stepping up by {self.growth - 1:.0%}"
 
     def describe(self) -> str:
         path = " → ".join(
@@ -89,9 +97,9 @@ class CapacitySearch:
             else "none"
         )
         return (
-            f"goodput search (doubling from the predicted capacity, then bisecting; each probe "
-            f"count-bounded at its own streams), probes (streams, share of requests within both "
-            f"latency targets): {path}; highest passing ≥ {TARGET_ATTAINMENT:.0%}: {best}; "
+            f"goodput search ({self.stepping} from the predicted capacity, then bisecting; each "
+            f"probe count-bounded at its own streams), probes (streams, share of requests within "
+            f"both latency targets): {path}; highest passing ≥ {TARGET_ATTAINMENT:.0%}: {best}; "
             f"lowest failing: {self.lowest_failing_streams or '—'}; stopped: {self.stop_reason}"
         )
 
@@ -128,11 +136,14 @@ def capacity_search(run: Run, targets: GatePlan) -> CapacitySearch:
             best = level
         if not passed and (failing is None or level.concurrency < failing):
             failing = level.concurrency
+    growth = search_growth(targets)
     if not probes:
-        return CapacitySearch((), None, None, "no probe measured")
-    step = next_search_streams(best.concurrency if best else None, failing, *search_range(targets))
+        return CapacitySearch((), None, None, "no probe measured", growth)
+    step = next_search_streams(best.concurrency if best else None, failing,
+                               *search_range(targets), growth)  # fmt: skip
     return CapacitySearch(tuple(probes), best, failing,
-                          step if isinstance(step, str) else "max_probes_exhausted")  # fmt: skip
+                          step if isinstance(step, str) else "max_probes_exhausted",
+                          growth)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 GuideLLM 0.8's goodput profile runs every probe in one process, so its per-benchmark request
 counts are fixed before the search knows which concurrency each probe gets: every probe must be
 sized for the largest it could be (at prod's shape on an H200, 5,232 requests where 1,300-2,600
-would do — a 73-minute search). The gate drives the same rule itself (double from the plan's
-predicted capacity until a level misses, then bisect; `contract.next_search_streams`), one
+would do — a 73-minute search). The gate drives the same rule itself (step up from the plan's
+predicted capacity until a level misses, then bisect; `contract.next_search_streams` — by the
+plan's capacity tolerance rather than GuideLLM's doubling, `contract.search_growth`), one
 count-bounded GuideLLM level per probe, each sized for its own streams and judged on the steady
 window the gate places (window.py) rather than GuideLLM's. A probe the gate would refuse to
 judge (not the plan's traffic, the load not applied, no steady window) ends the search: what
@@ -21,6 +22,7 @@ from workloads.contract import (
     SEARCH_PROBES,
     GatePlan,
     next_search_streams,
+    search_growth,
     search_range,
 )
 
@@ -47,5 +49,7 @@ def search_capacity(
         if len(scored.probes) < len(runs):  # a probe without a verdict on its requests
             break
         best = scored.best.concurrency if scored.best else None
-        streams = next_search_streams(best, scored.lowest_failing_streams, initial, ceiling)
+        streams = next_search_streams(
+            best, scored.lowest_failing_streams, initial, ceiling, search_growth(targets)
+        )
     return joined(f"guidellm-{label}-capacity", runs)
