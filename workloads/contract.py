@@ -189,8 +189,11 @@ def search_growth(targets: GatePlan) -> float:
     no further apart than that: a level one step over the prediction that passes already
     says the plan under-promised), GuideLLM's doubling where a plan states none. At prod's
     shape on an H200, doubling from 109 streams spends ≈ 8 minutes on a 218-stream probe that
-    only says what the 126-stream one says."""
-    return 1 + targets.capacity_tolerance if targets.capacity_tolerance > 0 else GUIDELLM_GROWTH
+    only says what the 126-stream one says. Never more than doubling (a tolerance of 100 % or
+    more holds the plan to nothing finer)."""
+    if targets.capacity_tolerance <= 0:
+        return GUIDELLM_GROWTH
+    return min(1 + targets.capacity_tolerance, GUIDELLM_GROWTH)
 
 
 def _step_up(streams: int, growth: float, ceiling: int) -> int:

@@ -27,6 +27,8 @@ while [ $# -gt 0 ]; do [ "$1" = --concurrency ] && streams=$2; shift; done
 mkdir -p "$OUT/$label"
 echo "$label" >> "$OUT/calls"
 sleep "${FAKE_SLEEP:-0}"
+# Without --concurrency: the planned level and the capacity search, which take their time.
+[ -z "${streams:-}" ] && { streams=100; sleep "${FAKE_SEARCH_SLEEP:-0}"; }
 python3 - "$streams" "$OUT/$label/gate.json" <<'PY'
 import json, sys
 streams, path = int(sys.argv[1]), sys.argv[2]
@@ -116,7 +118,9 @@ def test_repeats_resume_and_come_back_as_one_archive(machine: Path) -> None:
         assert first is not None and json.load(first)["refusals"] == []
 
 
-def session(machine: Path, queue: str, seconds_left: int = 500, healthy: bool = True) -> list[str]:
+def session(
+    machine: Path, queue: str, seconds_left: int = 500, healthy: bool = True, search_s: int = 0
+) -> list[str]:
     """session.sh on QUEUE: the starts and level calls so far (a start takes 0 s here, a level
     5 s when less than 200 s are left; SERVER_S 1 and LEVEL_S 100 budget them)."""
     run_dir = machine / "run"
@@ -135,6 +139,8 @@ def session(machine: Path, queue: str, seconds_left: int = 500, healthy: bool = 
         "DEADLINE": str(int(time.time()) + seconds_left),
         "LEVEL_S": "100",
         "SERVER_S": "1",
+        "FAKE_SEARCH_SLEEP": str(search_s),
+        "POLL_S": "1",
     }
     subprocess.run(
         ["bash", str(machine / "h200" / "session.sh"), str(machine / "queue.txt")],
@@ -323,3 +329,30 @@ def test_flashinfer_setup_names_what_its_build_would_miss(tmp_path: Path) -> Non
     code, said = _flashinfer(tmp_path / "e", ("nvcc", "c++", "ninja"), wheels=True,
                              installed=True)  # fmt: skip
     assert code == 0 and "READY" in said and "/cuda/bin/nvcc" in said
+
+
+def test_a_search_line_runs_the_gates_search_detached_and_is_watched_across_calls(
+    machine: Path,
+) -> None:
+    """The gate with its capacity search outlasts a call: started detached, watched until the
+    call's deadline (the queue waits), watched on by the next call without a second start,
+    and once its report is back the queue goes on."""
+    queue = "rag-optimized rag-optimized-rag-only opt search 1\n" + QUEUE
+    assert session(machine, queue, seconds_left=4, search_s=6) == [
+        "serve:rag-optimized", "opt-search-r1"
+    ]  # fmt: skip
+    assert not (machine / "res" / "opt-search-r1" / "gate.json").exists()
+    assert (machine / "out" / "session.tgz").exists()  # what came back so far
+    calls = session(machine, queue, search_s=6)
+    assert calls[:3] == ["serve:rag-optimized", "opt-search-r1", "opt-c112-r1"]
+    assert calls.count("opt-search-r1") == 1
+    assert (machine / "res" / "opt-search-r1" / "gate.json").exists()
+
+
+def test_a_search_that_ended_without_a_report_is_not_started_again(machine: Path) -> None:
+    (machine / "res").mkdir()
+    (machine / "res" / "opt-search-r1.pid").write_text("999999\n")  # no such process
+    (machine / "res" / "opt-search-r1.log").write_text("gate: the server went away\n")
+    queue = "rag-optimized rag-optimized-rag-only opt search 1\n" + QUEUE
+    calls = session(machine, queue)
+    assert "opt-search-r1" not in calls and calls[:2] == ["serve:rag-optimized", "opt-c112-r1"]

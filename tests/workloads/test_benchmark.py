@@ -408,6 +408,7 @@ def test_the_searchs_probes_and_deadline_shrink_with_a_calibrated_tolerance() ->
     plan = replace(TARGETS, capacity_concurrency=109, capacity_tolerance=0.15)
     assert search_growth(plan) == pytest.approx(1.15)
     assert search_growth(replace(plan, capacity_tolerance=0.0)) == 2.0
+    assert search_growth(replace(plan, capacity_tolerance=100.0)) == 2.0  # never past doubling
     stepped = [b.concurrency for b in search_bounds(plan, SEARCH_PROBES)]
     doubled = [b.concurrency for b in search_bounds(replace(plan, capacity_tolerance=0.0),
                                                     SEARCH_PROBES)]  # fmt: skip

@@ -59,3 +59,38 @@ run_profile() {
   echo "$name: profile exit $?"; tail -4 "$res/$name.log"
   (cd "$res" && find . -type f -size -2M | tar czf "${OUT:-/tmp/out}/$archive.tgz" -T -)
 }
+# run_search NAME ARCHIVE: the product's gate as it runs in a cluster — the planned level, then
+# its capacity search (no --skip-capacity-search) — started detached (setsid: it outlives this
+# call while the machine is held), then watched until its report is back or the call's
+# deadline nears. Returns 1 while it runs (the queue waits for it: the same command in the
+# next call watches on), 0 once it has ended; a search that ended without a report is not
+# started again (its log says why).
+run_search() {
+  local name=$1 archive=$2 pidfile="$res/$1.pid" poll=${POLL_S:-10}
+  if [ -f "$res/$name/gate.json" ]; then
+    echo "$name: searched before ($(verdict "$res/$name/gate.json"))"; return 0
+  fi
+  if [ ! -f "$pidfile" ]; then
+    OUT=$res setsid bash "$(dirname "${BASH_SOURCE[0]}")/gate.sh" "$PLAN" "$name" \
+      > "$res/$name.log" 2>&1 < /dev/null &
+    echo $! > "$pidfile"
+    echo "$name: search started"
+  fi
+  while kill -0 "$(cat "$pidfile")" 2>/dev/null; do
+    if [ $(( $(date +%s) + poll )) -gt "$deadline" ]; then
+      local probes
+      probes=$(find "$res/$name" -name 'guidellm-*-capacity-c*' 2>/dev/null | grep -c .)
+      echo "$name: still searching at the deadline ($probes probe reports back)"
+      (cd "$res" && find . -type f -size -2M | tar czf "${OUT:-/tmp/out}/$archive.tgz" -T -)
+      return 1
+    fi
+    sleep "$poll"
+  done
+  tail -2 "$res/$name.log"
+  if [ -f "$res/$name/gate.json" ]; then
+    echo "$name: $(verdict "$res/$name/gate.json")"
+  else
+    echo "$name: the search ended without a report ($res/$name.log)"
+  fi
+  (cd "$res" && find . -type f -size -2M | tar czf "${OUT:-/tmp/out}/$archive.tgz" -T -)
+}
