@@ -16,6 +16,7 @@ from workloads.benchmark.runner import Run, Scenario
 from workloads.contract import (
     APPLIED_LOAD_TOLERANCE,
     CACHE_HIT_SLACK,
+    GUIDELLM_GROWTH,
     STEADY_STATE_TOLERANCE,
     TARGET_ATTAINMENT,
     GatePlan,
@@ -74,7 +75,7 @@ class CapacitySearch:
     best: LevelMetrics | None  # the highest concurrency whose attainment met the target
     lowest_failing_streams: int | None
     stop_reason: str
-    growth: float = 2.0  # each step up while no level has missed (contract.search_growth)
+    growth: float = GUIDELLM_GROWTH  # each step up while no level has missed (search_growth)
 
     @property
     def capacity_requests_per_s(self) -> float:
@@ -82,7 +83,7 @@ class CapacitySearch:
 
     @property
     def stepping(self) -> str:
-        if self.growth == 2.0:
+        if self.growth == GUIDELLM_GROWTH:
             return "doubling"
         return f"stepping up by {self.growth - 1:.0%}"
 
