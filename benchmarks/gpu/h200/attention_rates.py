@@ -437,10 +437,10 @@ def markdown(result: dict[str, Any]) -> str:
 def flashinfer_lines(rows: list[dict[str, Any]]) -> list[str]:
     """FlashInfer's two launches a step (decode wrapper, prefill wrapper) beside FA3's one."""
 
-    def cell(part: dict[str, Any], key: str, digits: int) -> str:
+    def cell(part: dict[str, Any], key: str, digits: int, scale: float = 1.0) -> str:
         if "error" in part:
             return f"refused: {part['error'][:80]}"
-        return f"{part[key]:.{digits}f}"
+        return f"{part[key] * scale:.{digits}f}"
 
     lines = [
         "",
@@ -453,12 +453,10 @@ def flashinfer_lines(rows: list[dict[str, Any]]) -> list[str]:
     ]
     for r in rows:
         decode, cores, pre = r["decode"], r["decode_tensor_cores"], r["prefill"]
-        us = {k: (dict(p, us=p["ms"] * 1e3) if "ms" in p else p) for k, p in
-              (("d", decode), ("c", cores))}  # fmt: skip
         error = r["max_relative_error"]
         lines.append(
-            f"| {r['kv_dtype']} | {r['page']} | {cell(us['d'], 'us', 0)} | "
-            f"{cell(decode, 'tb_per_s', 2)} | {cell(us['c'], 'us', 0)} | "
+            f"| {r['kv_dtype']} | {r['page']} | {cell(decode, 'ms', 0, 1e3)} | "
+            f"{cell(decode, 'tb_per_s', 2)} | {cell(cores, 'ms', 0, 1e3)} | "
             f"{cell(cores, 'tb_per_s', 2)} | {cell(pre, 'tflops', 0)} | "
             + ("yes" if r["checked"] else "NO")
             + (f" ({error:.2g})" if error is not None else " (nothing ran)")
