@@ -19,7 +19,9 @@ show the waves whatever the windows did.
 
 from __future__ import annotations
 
+import bisect
 import json
+import math
 import re
 import statistics
 from pathlib import Path
@@ -44,6 +46,7 @@ SKIPPED_WINDOWS = 2
 START_BIN_S = 2.0  # per-request starts are counted in bins this wide
 IN_WAVES = 0.15  # a level whose clients send in waves leaves at least this share of bins idle
 SWING_MATCH = 0.10  # the model's swing and the log's agree within this
+RESEND_WITHIN_S = 0.2  # a start this soon after a completion is that client's next request
 _LINE = re.compile(
     r"Avg prompt throughput: (?P<prompt>[\d.]+) tokens/s, "
     r"Avg generation throughput: (?P<generation>[\d.]+) tokens/s, "
@@ -65,29 +68,64 @@ def log_windows(log: str, streams: int) -> list[dict[str, float]]:
     return loaded[SKIPPED_WINDOWS:-1]
 
 
-def idle_start_share(run_dir: Path) -> float | None:
-    """From the per-request rows of the run's trimmed GuideLLM report (`leanrag_requests`,
-    kept since 2026-12-04): the share of `START_BIN_S` bins, between the starts of the first
-    and last eighth of its requests (the warm-up and cool-down), in which no request was sent.
-    A closed loop in waves sends in bursts and leaves bins idle; one out of step sends all the
-    time. Unlike the log's 10-s windows this does not depend on where a window falls against a
-    wave. None: the run has no rows (older reports) or more than one level."""
+def _timeline(run_dir: Path) -> dict[str, Any] | None:
+    """The per-request rows of the run's trimmed GuideLLM report (`leanrag_requests`, kept
+    since 2026-12-04). None: the run has none (older reports) or more than one level."""
     timelines = [
         benchmark["leanrag_requests"]
         for report in sorted(run_dir.glob("guidellm-*-trimmed.json"))
         for benchmark in json.loads(report.read_text())["benchmarks"]
         if "leanrag_requests" in benchmark
     ]
-    if len(timelines) != 1:
+    return timelines[0] if len(timelines) == 1 else None
+
+
+def _column(timeline: dict[str, Any], name: str) -> list[float]:
+    index = timeline["columns"].index(name)
+    return sorted(row[index] for row in timeline["rows"])
+
+
+def idle_start_share(run_dir: Path) -> float | None:
+    """From the run's per-request rows: the share of `START_BIN_S` bins, between the starts of
+    the first and last eighth of its requests (the warm-up and cool-down), in which no request
+    was sent. A closed loop in waves sends in bursts and leaves bins idle; one out of step
+    sends all the time. Unlike the log's 10-s windows this does not depend on where a window
+    falls against a wave. None: the run has no rows or more than one level."""
+    if (timeline := _timeline(run_dir)) is None:
         return None
-    column = timelines[0]["columns"].index("start_s")
-    starts = sorted(row[column] for row in timelines[0]["rows"])
+    starts = _column(timeline, "start_s")
     first, last = starts[len(starts) // 8], starts[len(starts) * 7 // 8]
     bins = int((last - first) // START_BIN_S)
     if bins < 10:
         return None
     busy = {int((t - first) // START_BIN_S) for t in starts if first <= t < last}
     return 1 - len(busy & set(range(bins))) / bins
+
+
+def resend_gaps_ms(run_dir: Path) -> dict[str, float] | None:
+    """From the run's per-request rows: how long the gate's clients took to send the next
+    request after one completed (each completion matched, in order, to the first later start
+    not yet matched, within `RESEND_WITHIN_S`) — the client's share of the closed loop's turn,
+    which the simulation takes as none. None: no rows, or fewer than half the requests
+    matched (not a closed loop's timeline)."""
+    if (timeline := _timeline(run_dir)) is None:
+        return None
+    starts, ends = _column(timeline, "start_s"), _column(timeline, "end_s")
+    gaps: list[float] = []
+    taken = 0
+    for end in ends:
+        taken = max(taken, bisect.bisect_left(starts, end))
+        if taken < len(starts) and starts[taken] - end <= RESEND_WITHIN_S:
+            gaps.append((starts[taken] - end) * 1e3)
+            taken += 1
+    if len(gaps) < len(ends) / 2:
+        return None
+    gaps.sort()
+    return {
+        "requests": len(gaps),
+        "p50": gaps[len(gaps) // 2],
+        "p99": gaps[min(len(gaps) - 1, math.ceil(0.99 * len(gaps)) - 1)],
+    }
 
 
 def simulated_steps(level: Level, requests: int) -> list[tuple[float, int]]:
@@ -167,6 +205,7 @@ def compare(gate: Path = GATE) -> list[dict[str, Any]]:
                 "ttft_p95_ms": level.ttft_p95_ms,
                 "model_generation": _spread(simulated),
                 "idle_start_share": idle_start_share((gate / level.report).parent),
+                "resend_ms": resend_gaps_ms((gate / level.report).parent),
             }
         )
     return rows
@@ -200,20 +239,26 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         "Swing: the fastest window's generation rate over the slowest's. Idle send bins: the",
         f"share of {START_BIN_S:.0f}-s bins in which the gate sent no request (from its",
         "per-request rows, runs since 2026-12-04; — before): a closed loop in waves sends in",
-        "bursts.",
+        "bursts. Resend: how long a client took from a completion to its next request (same",
+        "rows), which the simulation takes as none.",
         "",
         "| shape | profile | report | streams | windows | generation tok/s min / median / max "
-        "| swing | model swing | idle send bins | prompt tok/s min-max | TTFT p50 / p95 ms "
-        "| ITL p95 ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| swing | model swing | idle send bins | resend p50 / p99 ms | prompt tok/s min-max "
+        "| TTFT p50 / p95 ms | ITL p95 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         g, p, m = r["generation"], r["prompt"], r["model_generation"]
         idle = "—" if r["idle_start_share"] is None else f"{r['idle_start_share']:.0%}"
+        resend = (
+            "—"
+            if r["resend_ms"] is None
+            else (f"{r['resend_ms']['p50']:.1f} / {r['resend_ms']['p99']:.1f}")
+        )
         lines.append(
             f"| {r['shape']} | {r['profile']} | `{r['report']}` | {r['streams']} | {r['windows']} "
             f"| {g['min']:,.0f} / {g['median']:,.0f} / {g['max']:,.0f} | {g['swing']:.2f}× "
-            f"| {m['swing']:.2f}× | {idle} | {p['min']:,.0f}-{p['max']:,.0f} "
+            f"| {m['swing']:.2f}× | {idle} | {resend} | {p['min']:,.0f}-{p['max']:,.0f} "
             f"| {r['ttft_p50_ms']:,.0f} / {r['ttft_p95_ms']:,.0f} | {r['itl_p95_ms']:.1f} |"
         )
     matched = [r for r in rows if swing_gap(r) <= SWING_MATCH]
@@ -245,6 +290,13 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         " So where a level's per-request TTFT or ITL p95 and the model's differ "
         "(gpu_h200_summary.md), it is not for want of waves in the model."
     )
+    if resent := [r["resend_ms"] for r in rows if r["resend_ms"]]:
+        text += (
+            f" Nor is it the clients: where the rows say ({len(resent)} levels) a client sent "
+            f"its next request {min(g['p50'] for g in resent):.1f}-"
+            f"{max(g['p50'] for g in resent):.1f} ms after a completion (median; at most "
+            f"{max(g['p99'] for g in resent):.1f} ms at p99), a small share of one engine step."
+        )
     return "\n".join([*lines, "", text, ""])
 
 
