@@ -27,6 +27,12 @@ else:
 PY
 }
 
+# archive_results ARCHIVE: what is under $res, as $OUT/ARCHIVE.tgz. Raw GuideLLM reports run to
+# tens of MB: the gate's own trimmed copies and reports come back.
+archive_results() {
+  (cd "$res" && find . -type f -size -2M | tar czf "${OUT:-/tmp/out}/$1.tgz" -T -)
+}
+
 # run_level NAME STREAMS ARCHIVE: returns 1 (and runs nothing) when the level does not fit.
 run_level() {
   local name=$1 streams=$2 archive=$3
@@ -40,8 +46,7 @@ run_level() {
     --skip-capacity-search --concurrency "$streams" > "$res/$name.log" 2>&1
   tail -2 "$res/$name.log"
   echo "$name: $(verdict "$res/$name/gate.json")"
-  # Raw GuideLLM reports run to tens of MB: the gate's own trimmed copies and reports come back.
-  (cd "$res" && find . -type f -size -2M | tar czf "${OUT:-/tmp/out}/$archive.tgz" -T -)
+  archive_results "$archive"
 }
 
 # run_profile NAME STREAMS ARCHIVE: profile.sh at STREAMS (the server serves a -profiled args
@@ -57,7 +62,7 @@ run_profile() {
   OUT=$res bash "$(dirname "${BASH_SOURCE[0]}")/profile.sh" "$name" "$streams" \
     > "$res/$name.log" 2>&1
   echo "$name: profile exit $?"; tail -4 "$res/$name.log"
-  (cd "$res" && find . -type f -size -2M | tar czf "${OUT:-/tmp/out}/$archive.tgz" -T -)
+  archive_results "$archive"
 }
 # run_search NAME ARCHIVE: the product's gate as it runs in a cluster — the planned level, then
 # its capacity search (no --skip-capacity-search) — started detached (setsid: it outlives this
@@ -81,7 +86,7 @@ run_search() {
       local probes
       probes=$(find "$res/$name" -name 'guidellm-*-capacity-c*' 2>/dev/null | grep -c .)
       echo "$name: still searching at the deadline ($probes probe reports back)"
-      (cd "$res" && find . -type f -size -2M | tar czf "${OUT:-/tmp/out}/$archive.tgz" -T -)
+      archive_results "$archive"
       return 1
     fi
     sleep "$poll"
@@ -92,5 +97,5 @@ run_search() {
   else
     echo "$name: the search ended without a report ($res/$name.log)"
   fi
-  (cd "$res" && find . -type f -size -2M | tar czf "${OUT:-/tmp/out}/$archive.tgz" -T -)
+  archive_results "$archive"
 }
