@@ -166,14 +166,13 @@ def prefix_cache_counts(
     context = ssl._create_unverified_context() if insecure else None
     totals = dict.fromkeys(PREFIX_CACHE_COUNTERS, 0.0)
     for url in urls:
+        option = (named_by or {}).get(url, "--metrics-url")
         try:
             with urllib.request.urlopen(url, timeout=timeout_s, context=context) as reply:
                 found = prefix_cache_totals(reply.read().decode())
         except (urllib.error.URLError, OSError) as error:
-            option = (named_by or {}).get(url, "--metrics-url")
             raise EndpointDown(f"{url} did not answer ({option}): {error}") from None
         if missing := set(PREFIX_CACHE_COUNTERS) - set(found):
-            option = (named_by or {}).get(url, "--metrics-url")
             lead = "must name each" if option == "--metrics-url" else "must lead to each"
             raise EndpointDown(
                 f"{url} carries no {', '.join(sorted(missing))}: {option} {lead} "
