@@ -15,6 +15,7 @@ from benchmarks.gpu.h200.engine_rates import (
     SWING_MATCH,
     compare,
     idle_start_share,
+    late_first_tokens,
     log_windows,
     markdown,
     resend_gaps_ms,
@@ -154,3 +155,59 @@ def test_the_gates_clients_resend_within_a_small_share_of_a_step(rows: list[dict
     resent = [r["resend_ms"] for r in rows if r["resend_ms"] is not None]
     assert len(resent) >= 8
     assert all(3.0 < g["p50"] < 6.0 and g["p99"] < 10.0 for g in resent)
+
+
+def _run_with_rows(tmp_path: Path, rows: list[list[float]]) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    timeline = {"origin_time": 0.0, "rows": rows,
+                "columns": ["start_s", "end_s", "ttft_ms", "itl_ms", "prompt_tokens",
+                            "output_tokens"]}  # fmt: skip
+    report = {"benchmarks": [{"leanrag_requests": timeline}]}
+    (tmp_path / "guidellm-optimized-rag-trimmed.json").write_text(json.dumps(report))
+    return tmp_path
+
+
+def test_late_first_tokens_tell_a_late_start_from_a_late_delivery(tmp_path: Path) -> None:
+    """Every step 50 ms, 384 tokens a request: one in four requests has its TTFT a step over
+    the median. Where each of those waited a step to be scheduled, it ends a step later; where
+    its first token reached the client a step late, it ends on time (its ITL a little shorter).
+    The first and last eighth are left out; no rows, or no late request, is not judged."""
+
+    def rows(late_ends_later: bool) -> list[list[float]]:
+        out = []
+        for i in range(400):
+            late = i % 4 == 0
+            ttft = 300.0 + (50.0 if late else 0.0)
+            e2e = 300.0 + 383 * 50.0 + (50.0 if late and late_ends_later else 0.0)
+            start = i * 0.25
+            out.append([start, start + e2e / 1e3, ttft, (e2e - ttft) / 383, 6400, 384])
+        return out
+
+    waited = late_first_tokens(_run_with_rows(tmp_path / "waited", rows(True)))
+    assert waited == {"share": pytest.approx(0.25, abs=0.01), "ttft_ms": pytest.approx(50.0),
+                      "e2e_ms": pytest.approx(50.0)}  # fmt: skip
+    delivered = late_first_tokens(_run_with_rows(tmp_path / "delivered", rows(False)))
+    assert delivered is not None and delivered["e2e_ms"] == pytest.approx(0.0, abs=1e-6)
+    assert delivered["ttft_ms"] == pytest.approx(50.0)
+    on_time = [[i * 0.25, i * 0.25 + 19.45, 300.0, 50.0, 6400, 384] for i in range(400)]
+    assert late_first_tokens(_run_with_rows(tmp_path / "on-time", on_time)) is None
+    assert late_first_tokens(tmp_path) is None
+
+
+def test_a_ttft_comes_in_whole_steps_and_the_late_ones_do_not_all_end_late(
+    rows: list[dict],
+) -> None:
+    """The committed rows: at every level that keeps them 15-45 % of requests have their TTFT
+    more than half a step over the median, by about a step (stock: one 222-ms step). Where the
+    loop does not wave, the CUDA-graph and 16-bit-KV levers' late requests ended no later
+    (their first token reached the client late), the 128-token pages' ended about as much
+    later (they waited): both happen, and the model, which times the engine, sees neither."""
+    late = {r["report"].split("/")[1]: r["late_first_tokens"] for r in rows
+            if r["late_first_tokens"]}  # fmt: skip
+    assert len(late) >= 8
+    assert all(0.15 <= lf["share"] <= 0.45 for lf in late.values())
+    for run in ("stock66-r2", "stock66-r3", "stock74-r4"):
+        assert 200 < late[run]["ttft_ms"] < 300
+    for run in ("cg1792-c109-r1", "kv16-c109-r1"):
+        assert abs(late[run]["e2e_ms"]) < 5 and late[run]["ttft_ms"] > 40
+    assert late["page128-c109-r1"]["e2e_ms"] > 0.8 * late["page128-c109-r1"]["ttft_ms"]

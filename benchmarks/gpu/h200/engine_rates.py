@@ -24,6 +24,7 @@ import json
 import math
 import re
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,42 @@ def resend_gaps_ms(run_dir: Path) -> dict[str, float] | None:
     }
 
 
+def late_first_tokens(run_dir: Path) -> dict[str, float] | None:
+    """From the run's per-request rows, between its first and last eighth (warm-up and
+    cool-down): the share of requests whose TTFT is more than half a median ITL (an engine
+    step) above the median TTFT, and how much longer their TTFT and their end-to-end latency
+    were than those of the requests at the median (within half a step of it). A request that
+    waited a step longer to be scheduled ends a step later too, where every step is alike (no
+    waves); one whose first token was computed on time but reached its client late does not.
+    None: no rows, or no request above or at the median."""
+    if (timeline := _timeline(run_dir)) is None:
+        return None
+    names = timeline["columns"]
+    start, end, ttft, itl = (names.index(n) for n in ("start_s", "end_s", "ttft_ms", "itl_ms"))
+    rows = sorted(timeline["rows"], key=lambda row: row[start])
+    rows = rows[len(rows) // 8 : len(rows) - len(rows) // 8]
+    if not rows:
+        return None
+    median = statistics.median(row[ttft] for row in rows)
+    half_step = statistics.median(row[itl] for row in rows) / 2
+    late = [row for row in rows if row[ttft] > median + half_step]
+    usual = [row for row in rows if abs(row[ttft] - median) <= half_step]
+    if not late or not usual:
+        return None
+
+    def mean(group: list[list[float]], value: Callable[[list[float]], float]) -> float:
+        return statistics.fmean(value(row) for row in group)
+
+    def e2e_ms(row: list[float]) -> float:
+        return (row[end] - row[start]) * 1e3
+
+    return {
+        "share": len(late) / len(rows),
+        "ttft_ms": mean(late, lambda row: row[ttft]) - mean(usual, lambda row: row[ttft]),
+        "e2e_ms": mean(late, e2e_ms) - mean(usual, e2e_ms),
+    }
+
+
 def simulated_steps(level: Level, requests: int) -> list[tuple[float, int]]:
     """The simulation's steps over `requests` requests at the level's streams: (seconds,
     tokens decoded) each."""
@@ -206,6 +243,7 @@ def compare(gate: Path = GATE) -> list[dict[str, Any]]:
                 "model_generation": _spread(simulated),
                 "idle_start_share": idle_start_share((gate / level.report).parent),
                 "resend_ms": resend_gaps_ms((gate / level.report).parent),
+                "late_first_tokens": late_first_tokens((gate / level.report).parent),
             }
         )
     return rows
@@ -240,12 +278,15 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         f"share of {START_BIN_S:.0f}-s bins in which the gate sent no request (from its",
         "per-request rows, runs since 2026-12-04; — before): a closed loop in waves sends in",
         "bursts. Resend: how long a client took from a completion to its next request (same",
-        "rows), which the simulation takes as none.",
+        "rows), which the simulation takes as none. Late first tokens: the share of requests whose",
+        "TTFT was more than half a step (half the median ITL) over the median, and how much longer",
+        "their TTFT and their end-to-end latency were than the median requests' (same rows).",
         "",
         "| shape | profile | report | streams | windows | generation tok/s min / median / max "
-        "| swing | model swing | idle send bins | resend p50 / p99 ms | prompt tok/s min-max "
+        "| swing | model swing | idle send bins | resend p50 / p99 ms "
+        "| late first tokens: share, TTFT + / e2e + ms | prompt tok/s min-max "
         "| TTFT p50 / p95 ms | ITL p95 ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         g, p, m = r["generation"], r["prompt"], r["model_generation"]
@@ -255,10 +296,13 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             if r["resend_ms"] is None
             else (f"{r['resend_ms']['p50']:.1f} / {r['resend_ms']['p99']:.1f}")
         )
+        late = "—"
+        if (lf := r["late_first_tokens"]) is not None:
+            late = f"{lf['share']:.0%}, +{lf['ttft_ms']:.0f} / {lf['e2e_ms']:+.0f}"
         lines.append(
             f"| {r['shape']} | {r['profile']} | `{r['report']}` | {r['streams']} | {r['windows']} "
             f"| {g['min']:,.0f} / {g['median']:,.0f} / {g['max']:,.0f} | {g['swing']:.2f}× "
-            f"| {m['swing']:.2f}× | {idle} | {resend} | {p['min']:,.0f}-{p['max']:,.0f} "
+            f"| {m['swing']:.2f}× | {idle} | {resend} | {late} | {p['min']:,.0f}-{p['max']:,.0f} "
             f"| {r['ttft_p50_ms']:,.0f} / {r['ttft_p95_ms']:,.0f} | {r['itl_p95_ms']:.1f} |"
         )
     matched = [r for r in rows if swing_gap(r) <= SWING_MATCH]
@@ -296,6 +340,25 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"its next request {min(g['p50'] for g in resent):.1f}-"
             f"{max(g['p50'] for g in resent):.1f} ms after a completion (median; at most "
             f"{max(g['p99'] for g in resent):.1f} ms at p99), a small share of one engine step."
+        )
+    if late := [r for r in rows if r["late_first_tokens"]]:
+        shares = [r["late_first_tokens"]["share"] for r in late]
+        text += (
+            f" A TTFT comes in whole engine steps: at the {len(late)} levels with rows "
+            f"{min(shares):.0%}-{max(shares):.0%} of the requests had theirs more than half a "
+            "step after the median (a whole step, mostly). Whether such a request waited for "
+            "the scheduler or its first token reached the client late shows in its end-to-end "
+            "latency where every step is alike: "
+        )
+        text += "; ".join(
+            f"`{r['report']}` +{r['late_first_tokens']['ttft_ms']:.0f} ms TTFT, "
+            f"{r['late_first_tokens']['e2e_ms']:+.0f} ms e2e"
+            for r in late
+            if r["generation"]["swing"] < 1.1
+        )
+        text += (
+            " (where the loop waves, a step's length depends on where it falls, and the end-to-"
+            "end latency cannot tell)."
         )
     return "\n".join([*lines, "", text, ""])
 
