@@ -386,6 +386,8 @@ def row_line(row: dict[str, Any]) -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     unchecked = [r for r in result["layouts"] if not r["checked"]]
+    contexts = [stream.context for stream in decoding_streams(result["decoding_streams"])]
+    low, high = min(contexts), max(contexts)
     chunks_text = ", ".join(f"{c['query']:,} → {c['context']:,}" for c in result["chunks"])
     lines = [
         "# The serving step's attention alone: FlashAttention-3 on the traced mix",
@@ -393,8 +395,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"Measured on {result['device']} (torch {result['torch']}, vLLM 0.25.1's FA3), by "
         "`benchmarks/gpu/h200/attention_rates.py`. " + result["method"],
         "",
-        f"{result['decoding_streams']} decoding streams (one query token over 6,401-6,784 "
-        f"cached tokens) beside each prefill chunk of a 6,400-token prompt (query tokens → "
+        f"{result['decoding_streams']} decoding streams (one query token over {low:,}-{high:,} "
+        f"cached tokens, drawn) beside each prefill chunk of a 6,400-token prompt (query tokens → "
         f"context: {chunks_text}); one layer; per-layer times.",
         "",
         "| KV | page | mixed launch, mean µs | streams alone µs | streams' KV read TB/s "
