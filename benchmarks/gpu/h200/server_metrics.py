@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,50 @@ def histogram_delta(
     }
 
 
+def first_token_after_vllm(run: Path) -> dict[str, float] | None:
+    """Where a first token was late: vLLM's own TTFT histogram (stamped by its API server when
+    the token reaches it) against the gate's per-request rows (stamped by the client when the
+    token arrives), over the same requests — every request of the run, warm-up included, on
+    both sides. At the bucket bound where they part most, the server's share at or under it
+    less the client's is at least the share of requests whose first token vLLM had in time
+    and the client got after that bound: late on the way out, not in the engine. None: no
+    rows, no histogram, or the two do not count the same requests (within 1 %)."""
+    reports = sorted(run.glob("guidellm-*-trimmed.json"))
+    timelines = [
+        benchmark["leanrag_requests"]
+        for report in reports
+        for benchmark in json.loads(report.read_text())["benchmarks"]
+        if "leanrag_requests" in benchmark
+    ]
+    if len(timelines) != 1:
+        return None
+    column = timelines[0]["columns"].index("ttft_ms")
+    client = [row[column] / 1e3 for row in timelines[0]["rows"]]
+    before = parse((run / "metrics-before.txt").read_text())
+    after = parse((run / "metrics-after.txt").read_text())
+    name = HISTOGRAMS["server_ttft_s"]
+    buckets = sorted(
+        (float(_LE.search(labels).group(1)), value - before.get((metric, labels), 0.0))  # type: ignore[union-attr]
+        for (metric, labels), value in after.items()
+        if metric == f"{name}_bucket"
+    )
+    count = buckets[-1][1] if buckets else 0.0
+    if not client or count <= 0 or abs(count - len(client)) > 0.01 * count:
+        return None
+    gaps = [
+        (cumulative / count - sum(t <= bound for t in client) / len(client), bound, cumulative)
+        for bound, cumulative in buckets
+        if math.isfinite(bound)
+    ]
+    gap, bound, cumulative = max(gaps)
+    return {
+        "bound_s": bound,
+        "server_share": cumulative / count,
+        "client_share": cumulative / count - gap,
+        "late_after_vllm_share": gap,
+    }
+
+
 def summarize(run: Path) -> dict[str, Any]:
     before = parse((run / "metrics-before.txt").read_text())
     after = parse((run / "metrics-after.txt").read_text())
@@ -83,6 +128,7 @@ def summarize(run: Path) -> dict[str, Any]:
     return {
         "run": run.name,
         "server": server,
+        "first_token_after_vllm": first_token_after_vllm(run),
         "client": [
             {
                 "concurrency": level["concurrency"],
@@ -107,6 +153,12 @@ def main() -> None:
             f"{client.get('ttft_ms', {}).get('p50', 0):.0f}/"
             f"{client.get('ttft_ms', {}).get('p95', 0):.0f} ms"
         )
+        if late := summary["first_token_after_vllm"]:
+            print(
+                f"  first token at the client later than vLLM stamped it: ≥ "
+                f"{late['late_after_vllm_share']:.0%} of requests (TTFT ≤ {late['bound_s']} s: "
+                f"{late['server_share']:.0%} by vLLM, {late['client_share']:.0%} by the client)"
+            )
 
 
 if __name__ == "__main__":
