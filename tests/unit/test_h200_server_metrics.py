@@ -81,3 +81,35 @@ def test_stocks_late_first_tokens_are_partly_after_vllm_had_them() -> None:
         late = first_token_after_vllm(GATE / "prod-shape-repeats" / run)
         assert late is not None and late["bound_s"] == 1.0
         assert 0.12 < late["late_after_vllm_share"] < 0.20
+
+
+def test_the_api_servers_cpu_is_read_per_second_of_load(tmp_path: Path) -> None:
+    """40 CPU-seconds over five loaded 10-s windows (idle ones before and after do not count):
+    0.8; no log, no share."""
+    from benchmarks.gpu.h200.server_metrics import api_server_cpu_share
+
+    (tmp_path / "metrics-before.txt").write_text("process_cpu_seconds_total 12.5\n")
+    (tmp_path / "metrics-after.txt").write_text("process_cpu_seconds_total 52.5\n")
+    line = "Engine 000: Avg prompt throughput: 1.0 tokens/s, Running: {} reqs, Waiting: 0 reqs"
+    log = [line.format(0), *[line.format(n) for n in (3, 112, 80, 10, 1)], line.format(0)]
+    (tmp_path / "server-stats.log").write_text("\n".join(log) + "\n")
+    assert api_server_cpu_share(tmp_path) == pytest.approx(0.8)
+    (tmp_path / "server-stats.log").unlink()
+    assert api_server_cpu_share(tmp_path) is None
+
+
+def test_the_frontend_is_busiest_at_the_plans_2048_256_capacity() -> None:
+    """The committed runs: the API server process spent 0.71-0.82 CPU-seconds a second at the
+    plan's 256 streams of 2048/256 (≈ 5,300 tokens/s streamed), about half that for stock at
+    112 and less at prod's shape — why the frontend lever is queued for 2048/256."""
+    from benchmarks.gpu.h200.server_metrics import api_server_cpu_share
+
+    chat = GATE / "chat"
+    for run in ("opt256-r2", "opt256-r3"):
+        share = api_server_cpu_share(chat / run)
+        assert share is not None and 0.65 < share < 0.9
+    for run in ("stock112-r2", "stock112-r3"):
+        share = api_server_cpu_share(chat / run)
+        assert share is not None and 0.4 < share < 0.55
+    share = api_server_cpu_share(GATE / "prod-shape-repeats" / "opt1792-c109-r1")
+    assert share is not None and share < 0.4

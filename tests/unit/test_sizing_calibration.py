@@ -372,6 +372,24 @@ def test_a_lever_is_the_plans_own_server_plus_one_setting_and_names_itself(tmp_p
     assert (run / "variant").read_text().strip() == variant
 
 
+def test_every_server_has_its_frontend_lever(tmp_path: Path) -> None:
+    """More API server processes for each shape's optimized and stock servers: the same
+    engine (the model's knobs unchanged), one setting added, named so the summary keeps its
+    runs apart from the server's own."""
+    from benchmarks.gpu.h200.plans import FRONTEND_LEVERS, write
+
+    write(tmp_path)
+    for server in ("rag-optimized", "rag-stock", "chat-optimized", "chat-stock"):
+        own = (tmp_path / f"{server}.args").read_text().split()
+        for lever, (variant, extra) in FRONTEND_LEVERS.items():
+            assert (tmp_path / f"{server}-{lever}.args").read_text().split() == [*own, *extra]
+            assert (tmp_path / f"{server}-{lever}.variant").read_text().strip() == variant
+            assert knobs_of(tmp_path / f"{server}-{lever}.args") == knobs_of(
+                tmp_path / f"{server}.args"
+            )
+    assert FRONTEND_LEVERS["api2"][1] == ["--api-server-count", "2"]
+
+
 def test_the_cuda_graph_lever_measured_slower_so_the_plan_leaves_it_out() -> None:
     """CUDA graphs captured up to the 1,792-token step (109 streams, prod's shape, one run):
     5.40 req/s, ITL p95 48.9 ms, TTFT p95 1.52 s — against the plan's own profile's three runs

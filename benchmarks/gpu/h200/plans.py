@@ -117,6 +117,16 @@ def levers(plan: DeploymentPlan) -> dict[str, tuple[str, list[str]]]:
     }
 
 
+# vLLM's API server is one Python process that tokenizes every prompt and streams every token
+# of every request: at the plan's 2048/256 capacity (256 streams, ≈ 5,300 tokens/s) it spent
+# 0.71-0.82 CPU-seconds a second of load (`server_metrics.api_server_cpu_share`), and some
+# first tokens reach the client a step after vLLM had them (`first_token_after_vllm`: ≥ 14-18 %
+# of stock's requests at prod's shape). More API server processes (vLLM balances requests over
+# them; its 10-s log lines stop, its /metrics stays) say whether the frontend holds the TTFT
+# tail or the rate back. Written for every server of both shapes; not run yet.
+FRONTEND_LEVERS = {"api2": ("2 API server processes", ["--api-server-count", "2"])}
+
+
 def write(out: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {}
@@ -146,12 +156,14 @@ def write(out: Path) -> dict[str, Any]:
             if shape == "rag":  # profile.sh's server: the same arguments, traced on demand
                 args = [*server_args(plan, profile), *profiler_args()]
                 (out / f"{name}-profiled.args").write_text(" ".join(args) + "\n")
+            # serve.sh files `.variant` beside the args; gate.sh names each run with it.
+            written = dict(FRONTEND_LEVERS)
             if shape == "rag" and profile == "optimized":
-                # serve.sh files `.variant` beside the args; gate.sh names each run with it.
-                for lever, (variant, extra) in levers(plan).items():
-                    args = [*server_args(plan, profile), *extra]
-                    (out / f"{name}-{lever}.args").write_text(" ".join(args) + "\n")
-                    (out / f"{name}-{lever}.variant").write_text(variant + "\n")
+                written |= levers(plan)
+            for lever, (variant, extra) in written.items():
+                args = [*server_args(plan, profile), *extra]
+                (out / f"{name}-{lever}.args").write_text(" ".join(args) + "\n")
+                (out / f"{name}-{lever}.variant").write_text(variant + "\n")
             one = gate.one_replica()
             summary[name] = {
                 "replicas": plan.sizing.replicas,

@@ -119,6 +119,28 @@ def first_token_after_vllm(run: Path) -> dict[str, float] | None:
     }
 
 
+LOG_INTERVAL_S = 10.0  # vLLM's periodic stats lines (server-stats.log beside each run)
+_LOADED = re.compile(r"Running: [1-9]")
+
+
+def api_server_cpu_share(run: Path) -> float | None:
+    """CPU seconds vLLM's API server process (the one serving /metrics: it tokenizes every
+    prompt and streams every token) spent per second of the run's load — the rise of its
+    `process_cpu_seconds_total` over the run, against the 10-s log windows in which the
+    engine ran anything. Near 1.0 the frontend's one Python process is saturated. None:
+    no counter or no log."""
+    log = run / "server-stats.log"
+    if not log.is_file():
+        return None
+    key = ("process_cpu_seconds_total", "")
+    before = parse((run / "metrics-before.txt").read_text())
+    after = parse((run / "metrics-after.txt").read_text())
+    loaded = sum(1 for line in log.read_text().splitlines() if _LOADED.search(line))
+    if key not in after or key not in before or loaded == 0:
+        return None
+    return (after[key] - before[key]) / (loaded * LOG_INTERVAL_S)
+
+
 def summarize(run: Path) -> dict[str, Any]:
     before = parse((run / "metrics-before.txt").read_text())
     after = parse((run / "metrics-after.txt").read_text())
@@ -129,6 +151,7 @@ def summarize(run: Path) -> dict[str, Any]:
         "run": run.name,
         "server": server,
         "first_token_after_vllm": first_token_after_vllm(run),
+        "api_server_cpu_share": api_server_cpu_share(run),
         "client": [
             {
                 "concurrency": level["concurrency"],
@@ -153,6 +176,8 @@ def main() -> None:
             f"{client.get('ttft_ms', {}).get('p50', 0):.0f}/"
             f"{client.get('ttft_ms', {}).get('p95', 0):.0f} ms"
         )
+        if (cpu := summary["api_server_cpu_share"]) is not None:
+            print(f"  API server process: {cpu:.2f} CPU-seconds per second of load")
         if late := summary["first_token_after_vllm"]:
             print(
                 f"  first token at the client later than vLLM stamped it: ≥ "
