@@ -20,7 +20,6 @@ show the waves whatever the windows did.
 from __future__ import annotations
 
 import bisect
-import json
 import math
 import re
 import statistics
@@ -28,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.gpu.h200.server_metrics import request_timeline
 from benchmarks.gpu.h200.summary import (
     GATE,
     SHAPES,
@@ -47,6 +47,7 @@ SKIPPED_WINDOWS = 2
 START_BIN_S = 2.0  # per-request starts are counted in bins this wide
 IN_WAVES = 0.15  # a level whose clients send in waves leaves at least this share of bins idle
 SWING_MATCH = 0.10  # the model's swing and the log's agree within this
+NO_WAVES = 1.10  # a level whose windows' rates swing less than this holds its steps alike
 RESEND_WITHIN_S = 0.2  # a start this soon after a completion is that client's next request
 _LINE = re.compile(
     r"Avg prompt throughput: (?P<prompt>[\d.]+) tokens/s, "
@@ -69,19 +70,7 @@ def log_windows(log: str, streams: int) -> list[dict[str, float]]:
     return loaded[SKIPPED_WINDOWS:-1]
 
 
-def _timeline(run_dir: Path) -> dict[str, Any] | None:
-    """The per-request rows of the run's trimmed GuideLLM report (`leanrag_requests`, kept
-    since 2026-12-04). None: the run has none (older reports) or more than one level."""
-    timelines = [
-        benchmark["leanrag_requests"]
-        for report in sorted(run_dir.glob("guidellm-*-trimmed.json"))
-        for benchmark in json.loads(report.read_text())["benchmarks"]
-        if "leanrag_requests" in benchmark
-    ]
-    return timelines[0] if len(timelines) == 1 else None
-
-
-def _column(timeline: dict[str, Any], name: str) -> list[float]:
+def _sorted_column(timeline: dict[str, Any], name: str) -> list[float]:
     index = timeline["columns"].index(name)
     return sorted(row[index] for row in timeline["rows"])
 
@@ -92,9 +81,9 @@ def idle_start_share(run_dir: Path) -> float | None:
     was sent. A closed loop in waves sends in bursts and leaves bins idle; one out of step
     sends all the time. Unlike the log's 10-s windows this does not depend on where a window
     falls against a wave. None: the run has no rows or more than one level."""
-    if (timeline := _timeline(run_dir)) is None:
+    if (timeline := request_timeline(run_dir)) is None:
         return None
-    starts = _column(timeline, "start_s")
+    starts = _sorted_column(timeline, "start_s")
     first, last = starts[len(starts) // 8], starts[len(starts) * 7 // 8]
     bins = int((last - first) // START_BIN_S)
     if bins < 10:
@@ -109,9 +98,9 @@ def resend_gaps_ms(run_dir: Path) -> dict[str, float] | None:
     not yet matched, within `RESEND_WITHIN_S`) — the client's share of the closed loop's turn,
     which the simulation takes as none. None: no rows, or fewer than half the requests
     matched (not a closed loop's timeline)."""
-    if (timeline := _timeline(run_dir)) is None:
+    if (timeline := request_timeline(run_dir)) is None:
         return None
-    starts, ends = _column(timeline, "start_s"), _column(timeline, "end_s")
+    starts, ends = _sorted_column(timeline, "start_s"), _sorted_column(timeline, "end_s")
     gaps: list[float] = []
     taken = 0
     for end in ends:
@@ -137,7 +126,7 @@ def late_first_tokens(run_dir: Path) -> dict[str, float] | None:
     waited a step longer to be scheduled ends a step later too, where every step is alike (no
     waves); one whose first token was computed on time but reached its client late does not.
     None: no rows, or no request above or at the median."""
-    if (timeline := _timeline(run_dir)) is None:
+    if (timeline := request_timeline(run_dir)) is None:
         return None
     names = timeline["columns"]
     start, end, ttft, itl = (names.index(n) for n in ("start_s", "end_s", "ttft_ms", "itl_ms"))
@@ -291,18 +280,17 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         g, p, m = r["generation"], r["prompt"], r["model_generation"]
         idle = "—" if r["idle_start_share"] is None else f"{r['idle_start_share']:.0%}"
-        resend = (
-            "—"
-            if r["resend_ms"] is None
-            else (f"{r['resend_ms']['p50']:.1f} / {r['resend_ms']['p99']:.1f}")
-        )
-        late = "—"
+        resend = "—"
+        if (gap := r["resend_ms"]) is not None:
+            resend = f"{gap['p50']:.1f} / {gap['p99']:.1f}"
+        late_cell = "—"
         if (lf := r["late_first_tokens"]) is not None:
-            late = f"{lf['share']:.0%}, +{lf['ttft_ms']:.0f} / {lf['e2e_ms']:+.0f}"
+            late_cell = f"{lf['share']:.0%}, +{lf['ttft_ms']:.0f} / {lf['e2e_ms']:+.0f}"
         lines.append(
             f"| {r['shape']} | {r['profile']} | `{r['report']}` | {r['streams']} | {r['windows']} "
             f"| {g['min']:,.0f} / {g['median']:,.0f} / {g['max']:,.0f} | {g['swing']:.2f}× "
-            f"| {m['swing']:.2f}× | {idle} | {resend} | {late} | {p['min']:,.0f}-{p['max']:,.0f} "
+            f"| {m['swing']:.2f}× | {idle} | {resend} | {late_cell} "
+            f"| {p['min']:,.0f}-{p['max']:,.0f} "
             f"| {r['ttft_p50_ms']:,.0f} / {r['ttft_p95_ms']:,.0f} | {r['itl_p95_ms']:.1f} |"
         )
     matched = [r for r in rows if swing_gap(r) <= SWING_MATCH]
@@ -354,7 +342,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"`{r['report']}` +{r['late_first_tokens']['ttft_ms']:.0f} ms TTFT, "
             f"{r['late_first_tokens']['e2e_ms']:+.0f} ms e2e"
             for r in late
-            if r["generation"]["swing"] < 1.1
+            if r["generation"]["swing"] < NO_WAVES
         )
         text += (
             " (where the loop waves, a step's length depends on where it falls, and the end-to-"

@@ -75,6 +75,19 @@ def histogram_delta(
     }
 
 
+def request_timeline(run: Path) -> dict[str, Any] | None:
+    """The per-request rows of the run's trimmed GuideLLM report (`leanrag_requests`, kept
+    since 2026-12-04: columns and one row per request). None: the run has none (older
+    reports) or more than one level."""
+    timelines = [
+        benchmark["leanrag_requests"]
+        for report in sorted(run.glob("guidellm-*-trimmed.json"))
+        for benchmark in json.loads(report.read_text())["benchmarks"]
+        if "leanrag_requests" in benchmark
+    ]
+    return timelines[0] if len(timelines) == 1 else None
+
+
 def first_token_after_vllm(run: Path) -> dict[str, float] | None:
     """Where a first token was late: vLLM's own TTFT histogram (stamped by its API server when
     the token reaches it) against the gate's per-request rows (stamped by the client when the
@@ -83,17 +96,10 @@ def first_token_after_vllm(run: Path) -> dict[str, float] | None:
     less the client's is at least the share of requests whose first token vLLM had in time
     and the client got after that bound: late on the way out, not in the engine. None: no
     rows, no histogram, or the two do not count the same requests (within 1 %)."""
-    reports = sorted(run.glob("guidellm-*-trimmed.json"))
-    timelines = [
-        benchmark["leanrag_requests"]
-        for report in reports
-        for benchmark in json.loads(report.read_text())["benchmarks"]
-        if "leanrag_requests" in benchmark
-    ]
-    if len(timelines) != 1:
+    if (timeline := request_timeline(run)) is None:
         return None
-    column = timelines[0]["columns"].index("ttft_ms")
-    client = [row[column] / 1e3 for row in timelines[0]["rows"]]
+    column = timeline["columns"].index("ttft_ms")
+    client = [row[column] / 1e3 for row in timeline["rows"]]
     before = parse((run / "metrics-before.txt").read_text())
     after = parse((run / "metrics-after.txt").read_text())
     name = HISTOGRAMS["server_ttft_s"]
