@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,18 @@ def write_stack(directory: Path, stack: str, raw: dict[str, Any]) -> Path:
 
 
 DELETE = _DELETE
+
+REQUEST_COLUMNS = ["start_s", "end_s", "ttft_ms", "itl_ms", "prompt_tokens", "output_tokens"]
+
+
+def write_request_rows(run: Path, rows: list[list[float]], profile: str = "stock") -> Path:
+    """A gate run folder whose trimmed GuideLLM report keeps one row per request (start, end,
+    TTFT, ITL, tokens), as the gate writes it since 2026-12-04."""
+    run.mkdir(parents=True, exist_ok=True)
+    timeline = {"origin_time": 0.0, "columns": REQUEST_COLUMNS, "rows": rows}
+    report = {"benchmarks": [{"leanrag_requests": timeline}]}
+    (run / f"guidellm-{profile}-rag-trimmed.json").write_text(json.dumps(report))
+    return run
 
 
 @pytest.fixture

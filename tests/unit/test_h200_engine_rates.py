@@ -23,6 +23,7 @@ from benchmarks.gpu.h200.engine_rates import (
     swing_gap,
 )
 from benchmarks.gpu.h200.summary import GATE
+from tests.conftest import write_request_rows
 
 
 def _line(prompt: float, generation: float, running: int, waiting: int) -> str:
@@ -94,15 +95,9 @@ def test_stock_at_prods_shape_runs_in_waves_and_the_model_does_too(rows: list[di
 
 
 def _run_with_starts(tmp_path: Path, starts: list[float], ends: list[float] | None = None) -> Path:
-    tmp_path.mkdir(parents=True, exist_ok=True)
     ends = ends or [t + 20.0 for t in starts]
     rows = [[t, e, 900.0, 49.0, 6407, 384] for t, e in zip(starts, ends, strict=True)]
-    timeline = {"origin_time": 0.0, "rows": rows,
-                "columns": ["start_s", "end_s", "ttft_ms", "itl_ms", "prompt_tokens",
-                            "output_tokens"]}  # fmt: skip
-    report = {"benchmarks": [{"leanrag_requests": timeline}]}
-    (tmp_path / "guidellm-stock-rag-trimmed.json").write_text(json.dumps(report))
-    return tmp_path
+    return write_request_rows(tmp_path, rows)
 
 
 def test_idle_send_bins_tell_waves_from_a_steady_loop(tmp_path: Path) -> None:
@@ -157,16 +152,6 @@ def test_the_gates_clients_resend_within_a_small_share_of_a_step(rows: list[dict
     assert all(3.0 < g["p50"] < 6.0 and g["p99"] < 10.0 for g in resent)
 
 
-def _run_with_rows(tmp_path: Path, rows: list[list[float]]) -> Path:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    timeline = {"origin_time": 0.0, "rows": rows,
-                "columns": ["start_s", "end_s", "ttft_ms", "itl_ms", "prompt_tokens",
-                            "output_tokens"]}  # fmt: skip
-    report = {"benchmarks": [{"leanrag_requests": timeline}]}
-    (tmp_path / "guidellm-optimized-rag-trimmed.json").write_text(json.dumps(report))
-    return tmp_path
-
-
 def test_late_first_tokens_tell_a_late_start_from_a_late_delivery(tmp_path: Path) -> None:
     """Every step 50 ms, 384 tokens a request: one in four requests has its TTFT a step over
     the median. Where each of those waited a step to be scheduled, it ends a step later; where
@@ -183,14 +168,14 @@ def test_late_first_tokens_tell_a_late_start_from_a_late_delivery(tmp_path: Path
             out.append([start, start + e2e / 1e3, ttft, (e2e - ttft) / 383, 6400, 384])
         return out
 
-    waited = late_first_tokens(_run_with_rows(tmp_path / "waited", rows(True)))
+    waited = late_first_tokens(write_request_rows(tmp_path / "waited", rows(True)))
     assert waited == {"share": pytest.approx(0.25, abs=0.01), "ttft_ms": pytest.approx(50.0),
                       "e2e_ms": pytest.approx(50.0)}  # fmt: skip
-    delivered = late_first_tokens(_run_with_rows(tmp_path / "delivered", rows(False)))
+    delivered = late_first_tokens(write_request_rows(tmp_path / "delivered", rows(False)))
     assert delivered is not None and delivered["e2e_ms"] == pytest.approx(0.0, abs=1e-6)
     assert delivered["ttft_ms"] == pytest.approx(50.0)
     on_time = [[i * 0.25, i * 0.25 + 19.45, 300.0, 50.0, 6400, 384] for i in range(400)]
-    assert late_first_tokens(_run_with_rows(tmp_path / "on-time", on_time)) is None
+    assert late_first_tokens(write_request_rows(tmp_path / "on-time", on_time)) is None
     assert late_first_tokens(tmp_path) is None
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from benchmarks.gpu.h200.server_metrics import (
     parse,
 )
 from benchmarks.gpu.h200.summary import GATE
+from tests.conftest import write_request_rows
 
 BOUNDS = (0.25, 0.5, 0.75, 1.0, 2.5)
 NAME = "vllm:time_to_first_token_seconds"
@@ -34,12 +34,7 @@ def _run(tmp_path: Path, server_s: list[float], client_s: list[float], before: l
     (tmp_path / "metrics-before.txt").write_text(_histogram(before))
     (tmp_path / "metrics-after.txt").write_text(_histogram(before + server_s))
     rows = [[i * 0.2, i * 0.2 + 18.0, t * 1e3, 45.0, 6400, 384] for i, t in enumerate(client_s)]
-    timeline = {"origin_time": 0.0, "rows": rows,
-                "columns": ["start_s", "end_s", "ttft_ms", "itl_ms", "prompt_tokens",
-                            "output_tokens"]}  # fmt: skip
-    report = {"benchmarks": [{"leanrag_requests": timeline}]}
-    (tmp_path / "guidellm-stock-rag-trimmed.json").write_text(json.dumps(report))
-    return tmp_path
+    return write_request_rows(tmp_path, rows)
 
 
 def test_the_share_late_on_the_way_out_is_what_parts_vllms_count_from_the_clients(
