@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import socket
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from workloads.benchmark.gate import (
     load_problems,
     steady_state_problem,
 )
-from workloads.benchmark.metrics import ParseError, parse_report
+from workloads.benchmark.metrics import TIMELINE_COLUMNS, ParseError, parse_report
 from workloads.benchmark.report import compare
 from workloads.benchmark.runner import (
     Run,
@@ -652,9 +653,11 @@ def _fake_vllm(
     chat_body: dict,
     metrics: dict[str, float] | None = None,
     address: tuple[str, int] = ("127.0.0.1", 0),
+    ttft_buckets: dict[float, float] | None = None,
 ) -> tuple[str, Any]:
     """An HTTP server answering /v1/models and /v1/chat/completions as vLLM does, and /metrics
-    with `metrics` (read at each request: a test moves them) in Prometheus' text format."""
+    with `metrics` (read at each request: a test moves them) in Prometheus' text format, and
+    `ttft_buckets` as vLLM's TTFT histogram (bound → cumulative count; +Inf the last)."""
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -672,11 +675,16 @@ def _fake_vllm(
                 text = "".join(
                     f'# TYPE {name} counter\n{name}{{engine="0",model_name="m"}} {value}\n'
                     for name, value in metrics.items()
-                ).encode()
+                )
+                text += "".join(
+                    f'vllm:time_to_first_token_seconds_bucket{{engine="0",'
+                    f'le="{"+Inf" if math.isinf(bound) else bound}",model_name="m"}} {count}\n'
+                    for bound, count in (ttft_buckets or {}).items()
+                )
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(text)))
+                self.send_header("Content-Length", str(len(text.encode())))
                 self.end_headers()
-                self.wfile.write(text)
+                self.wfile.write(text.encode())
                 return
             self._answer(200, {"data": [{"id": "m"}]})
 
@@ -1095,3 +1103,109 @@ def test_an_overload_level_that_did_not_send_its_offered_rate_is_refused() -> No
     assert "planned 6400" in (sent_problem(level, sent, 6400, 0.05) or "")
     mixed = replace(level, prompt_tokens_range=(0.0, 894.0))
     assert "1st-99th percentile 0-894" in (sent_problem(mixed, sent, 448, 0.05) or "")
+
+
+# vLLM's TTFT histogram bounds (seconds), as its /metrics has them.
+VLLM_TTFT_BOUNDS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5,
+                    5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0, math.inf)  # fmt: skip
+
+
+def test_histogram_buckets_are_summed_over_engines_and_taken_per_run() -> None:
+    """Two engines' TTFT buckets add up per bound; a run's are the second reading less the
+    first; a server without the histogram gives none."""
+    from workloads.benchmark.runner import prefix_cache_totals, ttft_buckets
+
+    def text(counts: tuple[float, float]) -> str:
+        return (
+            "".join(
+                f'vllm:time_to_first_token_seconds_bucket{{engine="{engine}",le="{le}"}} {n}\n'
+                for engine, n in enumerate(counts)
+                for le, n in (("0.5", n), ("+Inf", 2 * n))
+            )
+            + f'{QUERIES}{{engine="0"}} 10.0\n'
+        )
+
+    before, after = prefix_cache_totals(text((1, 2))), prefix_cache_totals(text((4, 6)))
+    assert before[QUERIES] == 10.0
+    assert ttft_buckets(before, after) == ((0.5, 7.0), (math.inf, 14.0))
+    assert ttft_buckets({QUERIES: 1.0}, {QUERIES: 2.0}) == ()
+
+
+def _level_with_rows(tmp_path: Path) -> Path:
+    """The golden level's report as the gate keeps it (trimmed: its samples dropped), with
+    one row per request: 161 requests, TTFT 40-840 ms."""
+    report = json.loads(LEVEL.read_text())
+    rows = [[i * 0.1, i * 0.1 + 2.0, 40.0 + 5.0 * i, 5.0, 447, 64] for i in range(161)]
+    report["benchmarks"][0]["leanrag_requests"] = {
+        "origin_time": 0.0, "columns": list(TIMELINE_COLUMNS), "rows": rows}  # fmt: skip
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "level.json").write_text(json.dumps(report))
+    return tmp_path / "level.json"
+
+
+def _gate_with_first_tokens(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    vllm_ttfts: Callable[[list[float]], list[float]],
+) -> dict:
+    """The gate CLI against a fake vLLM whose TTFT histogram moves, during the run, by
+    `vllm_ttfts(the golden level's client TTFTs)`."""
+    import workloads.benchmark.__main__ as gate_main
+    from workloads.benchmark.report import _client_ttfts_s
+
+    golden = Run("g", (_level_with_rows(tmp_path),), (),
+                 tuple(parse_report(json.loads(LEVEL.read_text()))))  # fmt: skip
+    stamped = vllm_ttfts(_client_ttfts_s(golden))
+    buckets = dict.fromkeys(VLLM_TTFT_BOUNDS, 0.0)
+    metrics = {QUERIES: 0.0, HITS: 0.0}
+
+    def run(name: str, spec: dict, bounds: list, out: Path) -> Run:
+        metrics[QUERIES] += 1000.0
+        for bound in buckets:
+            buckets[bound] += sum(t <= bound for t in stamped)
+        return Run(name, golden.reports, tuple(bounds), golden.levels)
+
+    monkeypatch.setattr(gate_main, "run_guidellm", run)
+    answer = {"choices": [{"message": {"content": "p"}}]}
+    target, server = _fake_vllm(200, answer, metrics, ttft_buckets=buckets)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"stack": "t", "gate": asdict(TARGETS)}))
+    try:
+        main(["--plan", str(plan), "--target", target, "--out", str(tmp_path / "r"),
+              "--skip-capacity-search", "--concurrency", "4",
+              "--metrics-url", f"{target}/metrics"])  # fmt: skip
+    finally:
+        server.shutdown()
+    return json.loads((tmp_path / "r" / "gate.json").read_text())
+
+
+def test_first_tokens_the_client_got_later_than_vllm_had_them_are_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """vLLM stamped every first token at half the TTFT the client measured: at the bucket
+    bound where the two shares part most, the report says at least that difference of the
+    requests reached the client later than vLLM had them (no bound parts them more); where
+    vLLM's stamps and the client's agree, the difference is none; where vLLM counted other
+    requests than the client's (another run's), nothing is said."""
+    gate = _gate_with_first_tokens(tmp_path / "a", monkeypatch, lambda ts: [t / 2 for t in ts])
+    path = gate["first_token_paths"]["optimized rag"]
+    from workloads.benchmark.report import _client_ttfts_s
+
+    client = _client_ttfts_s(Run("g", (tmp_path / "a" / "level.json",), (), ()))
+    assert path["requests"] == len(client) == 161
+    at = path["bound_s"]
+    assert path["vllm_share"] == pytest.approx(sum(t / 2 <= at for t in client) / len(client))
+    assert path["client_share"] == pytest.approx(sum(t <= at for t in client) / len(client))
+    assert path["late_after_vllm_share"] == pytest.approx(path["vllm_share"] - path["client_share"])
+    assert path["late_after_vllm_share"] > 0.2
+    for bound in VLLM_TTFT_BOUNDS[:-1]:
+        gap = sum(t / 2 <= bound for t in client) - sum(t <= bound for t in client)
+        assert gap / len(client) <= path["late_after_vllm_share"] + 1e-9
+    markdown = (tmp_path / "a" / "r" / "gate.md").read_text()
+    assert "## First tokens: at vLLM and at the client" in markdown
+    same = _gate_with_first_tokens(tmp_path / "b", monkeypatch, lambda ts: ts)
+    assert same["first_token_paths"]["optimized rag"]["late_after_vllm_share"] == 0.0
+    other = _gate_with_first_tokens(tmp_path / "c", monkeypatch, lambda ts: ts + ts)
+    assert other["first_token_paths"] == {}
+    assert "First tokens" not in (tmp_path / "c" / "r" / "gate.md").read_text()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from workloads.benchmark.gate import Verdict
-from workloads.benchmark.metrics import LevelMetrics
+from workloads.benchmark.metrics import TIMELINE_COLUMNS, LevelMetrics, request_timeline
 from workloads.benchmark.runner import Run
 from workloads.contract import APPLIED_LOAD_TOLERANCE, GatePlan
 from workloads.templating import render_text
@@ -42,6 +42,58 @@ def compare(optimized: Verdict, baseline: Verdict) -> Comparison | None:
         base = baseline.capacity.capacity_requests_per_s
         capacity = optimized.capacity.capacity_requests_per_s / base if base else None
     return Comparison(throughput, 1 / throughput, slo_met(baseline), slo_met(optimized), capacity)
+
+
+# vLLM's request count and the client's may differ by the gate's own probe request.
+COUNT_SLACK = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class FirstTokenPath:
+    """Where a run's first tokens were late: vLLM's own TTFT histogram (stamped by its API
+    server when a first token reaches it, read from /metrics before and after the run) against
+    the client's per-request TTFTs (stamped when the token arrives), over the same requests.
+    At the bucket bound where the two part most, vLLM's share at or under it less the
+    client's is at least the share of requests whose first token vLLM had by then and the
+    client got later — time spent on the way out (vLLM's streaming, a gateway, the network),
+    which no engine setting buys back."""
+
+    bound_s: float
+    vllm_share: float
+    client_share: float
+    requests: int
+
+    @property
+    def late_after_vllm_share(self) -> float:
+        return self.vllm_share - self.client_share
+
+
+def _client_ttfts_s(run: Run) -> list[float]:
+    """Every successful request's TTFT in the run's GuideLLM reports, warm-up included."""
+    column = TIMELINE_COLUMNS.index("ttft_ms")
+    ttfts = []
+    for report in run.reports:
+        for benchmark in json.loads(report.read_text())["benchmarks"]:
+            timeline = benchmark.get("leanrag_requests") or request_timeline(benchmark)
+            ttfts += [row[column] / 1e3 for row in (timeline or {}).get("rows", ())]
+    return ttfts
+
+
+def first_token_path(run: Run) -> FirstTokenPath | None:
+    """None: vLLM's histogram was not read (no --metrics-url / --metrics-service), the
+    reports keep no per-request TTFTs, or vLLM counted other requests than the client."""
+    if not run.server_ttft_buckets:
+        return None
+    count = run.server_ttft_buckets[-1][1]  # the +Inf bucket: every first token
+    client = _client_ttfts_s(run)
+    if not client or count <= 0 or abs(count - len(client)) > max(1.0, COUNT_SLACK * count):
+        return None
+    shares = [
+        (had / count, sum(t <= bound for t in client) / len(client), bound)
+        for bound, had in run.server_ttft_buckets[:-1]
+    ]
+    vllm_share, client_share, bound = max(shares, key=lambda s: s[0] - s[1])
+    return FirstTokenPath(bound, vllm_share, client_share, len(client))
 
 
 def measured_cost(verdict: Verdict, targets: GatePlan) -> dict[str, float] | None:
@@ -86,6 +138,12 @@ def write_report(
 ) -> dict[str, Any]:
     """Write gate.json, gate.md and the plots; return the JSON document."""
     cost = measured_cost(verdict, targets)
+    paths = {
+        f"{label} {scenario}": path
+        for label, scenarios in runs.items()
+        for scenario, run in scenarios.items()
+        if (path := first_token_path(run)) is not None
+    }
     document = {
         "verdict": verdict.status,
         "reason": verdict.reason,
@@ -105,6 +163,10 @@ def write_report(
         "runs": as_data(runs),
         "searches": as_data(searches),
         "comparison": as_data(comparison),
+        "first_token_paths": {
+            name: {**as_data(path), "late_after_vllm_share": path.late_after_vllm_share}
+            for name, path in paths.items()
+        },
         **context,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -121,6 +183,7 @@ def write_report(
             cost=cost,
             context=context,
             plots=plots,
+            first_token_paths=paths,
             applied_load_tolerance=APPLIED_LOAD_TOLERANCE,
         )
     )

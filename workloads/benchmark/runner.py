@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -134,15 +135,45 @@ def probe_chat(target: str, model: str, timeout_s: float = 120.0, insecure: bool
 PREFIX_CACHE_COUNTERS = ("vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total")
 
 
+# vLLM's own time to first token: stamped by its API server when a request's first token
+# reaches it, counted per bucket bound (cumulative).
+TTFT_BUCKETS = "vllm:time_to_first_token_seconds_bucket"
+_LE = re.compile(r'le="([^"]+)"')
+
+
 def prefix_cache_totals(text: str) -> dict[str, float]:
     """vLLM's prefix-cache counters in one /metrics text (Prometheus), each summed over every
-    engine's label set; a counter the text lacks is left out."""
+    engine's label set, and its TTFT histogram's buckets (`ttft_bucket_key(bound)`), summed
+    the same way; what the text lacks is left out."""
     totals: dict[str, float] = {}
     for line in text.splitlines():
         name = line.split("{", 1)[0].split(" ", 1)[0]
         if name in PREFIX_CACHE_COUNTERS:
-            totals[name] = totals.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+            key = name
+        elif name == TTFT_BUCKETS and (bound := _LE.search(line)) is not None:
+            key = ttft_bucket_key(float(bound.group(1)))
+        else:
+            continue
+        totals[key] = totals.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
     return totals
+
+
+def ttft_bucket_key(bound_s: float) -> str:
+    return f"{TTFT_BUCKETS}:{bound_s!r}"
+
+
+def ttft_buckets(
+    before: dict[str, float], after: dict[str, float]
+) -> tuple[tuple[float, float], ...]:
+    """First tokens vLLM stamped at or under each finite bucket bound between two readings,
+    by bound; empty when the readings lack the histogram (vLLM's metrics off)."""
+    prefix = f"{TTFT_BUCKETS}:"
+    bounds = sorted(
+        float(key[len(prefix) :]) for key in after if key.startswith(prefix) and key in before
+    )
+    return tuple(
+        (bound, after[ttft_bucket_key(bound)] - before[ttft_bucket_key(bound)]) for bound in bounds
+    )
 
 
 def hit_share(before: dict[str, float], after: dict[str, float]) -> float | None:
@@ -179,7 +210,7 @@ def prefix_cache_counts(
                 "replica's vLLM /metrics (vLLM ≥ 0.10)"
             )
         for name, value in found.items():
-            totals[name] += value
+            totals[name] = totals.get(name, 0.0) + value
     return totals
 
 
@@ -228,8 +259,12 @@ def metered(
         return measure()
     before = prefix_cache_counts(every, insecure=insecure, named_by=resolved)
     run = measure()
-    share = hit_share(before, prefix_cache_counts(every, insecure=insecure, named_by=resolved))
-    return replace(run, prefix_cache_hit_share=share)
+    after = prefix_cache_counts(every, insecure=insecure, named_by=resolved)
+    return replace(
+        run,
+        prefix_cache_hit_share=hit_share(before, after),
+        server_ttft_buckets=ttft_buckets(before, after),
+    )
 
 
 def _transient(bounded_by: str) -> dict[str, Any]:
@@ -341,6 +376,9 @@ class Run:
     # Prompt tokens vLLM's prefix cache served over those it looked up during the run, from
     # its /metrics (`--metrics-url`); None where the gate was not given them.
     prefix_cache_hit_share: float | None = None
+    # First tokens vLLM's API server had at or under each of its TTFT histogram's bounds
+    # during the run (same readings), summed over the replicas read: (bound s, count) pairs.
+    server_ttft_buckets: tuple[tuple[float, float], ...] = ()
 
 
 def joined(name: str, runs: list[Run]) -> Run:
