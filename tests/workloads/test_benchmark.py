@@ -1113,7 +1113,7 @@ VLLM_TTFT_BOUNDS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 
 def test_histogram_buckets_are_summed_over_engines_and_taken_per_run() -> None:
     """Two engines' TTFT buckets add up per bound; a run's are the second reading less the
     first; a server without the histogram gives none."""
-    from workloads.benchmark.runner import prefix_cache_totals, ttft_buckets
+    from workloads.benchmark.runner import ttft_buckets, vllm_metric_totals
 
     def text(counts: tuple[float, float]) -> str:
         return (
@@ -1125,7 +1125,7 @@ def test_histogram_buckets_are_summed_over_engines_and_taken_per_run() -> None:
             + f'{QUERIES}{{engine="0"}} 10.0\n'
         )
 
-    before, after = prefix_cache_totals(text((1, 2))), prefix_cache_totals(text((4, 6)))
+    before, after = vllm_metric_totals(text((1, 2))), vllm_metric_totals(text((4, 6)))
     assert before[QUERIES] == 10.0
     assert ttft_buckets(before, after) == ((0.5, 7.0), (math.inf, 14.0))
     assert ttft_buckets({QUERIES: 1.0}, {QUERIES: 2.0}) == ()

@@ -141,7 +141,7 @@ TTFT_BUCKETS = "vllm:time_to_first_token_seconds_bucket"
 _LE = re.compile(r'le="([^"]+)"')
 
 
-def prefix_cache_totals(text: str) -> dict[str, float]:
+def vllm_metric_totals(text: str) -> dict[str, float]:
     """vLLM's prefix-cache counters in one /metrics text (Prometheus), each summed over every
     engine's label set, and its TTFT histogram's buckets (`ttft_bucket_key(bound)`), summed
     the same way; what the text lacks is left out."""
@@ -200,7 +200,7 @@ def prefix_cache_counts(
         option = (named_by or {}).get(url, "--metrics-url")
         try:
             with urllib.request.urlopen(url, timeout=timeout_s, context=context) as reply:
-                found = prefix_cache_totals(reply.read().decode())
+                found = vllm_metric_totals(reply.read().decode())
         except (urllib.error.URLError, OSError) as error:
             raise EndpointDown(f"{url} did not answer ({option}): {error}") from None
         if missing := set(PREFIX_CACHE_COUNTERS) - set(found):

@@ -28,7 +28,7 @@ from typing import Any
 from infra.catalog import ACCELERATORS, MODEL_PRESETS
 from infra.load_model import simulate
 from infra.sizing import ServingKnobs, Workload
-from workloads.benchmark.runner import hit_share, prefix_cache_totals
+from workloads.benchmark.runner import hit_share, vllm_metric_totals
 from workloads.contract import (
     APPLIED_LOAD_TOLERANCE,
     CACHE_HIT_SLACK,
@@ -160,7 +160,7 @@ def prefix_cache_hit_share(run_dir: Path) -> float | None:
     files = [run_dir / "metrics-before.txt", run_dir / "metrics-after.txt"]
     if not all(f.is_file() for f in files):
         return None
-    before, after = (prefix_cache_totals(f.read_text()) for f in files)
+    before, after = (vllm_metric_totals(f.read_text()) for f in files)
     return hit_share(before, after)
 
 
