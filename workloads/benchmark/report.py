@@ -84,13 +84,22 @@ def first_token_path(run: Run) -> FirstTokenPath | None:
     reports keep no per-request TTFTs, or vLLM counted other requests than the client."""
     if not run.server_ttft_buckets:
         return None
-    count = run.server_ttft_buckets[-1][1]  # the +Inf bucket: every first token
-    client = _client_ttfts_s(run)
+    return compare_first_tokens(run.server_ttft_buckets, _client_ttfts_s(run))
+
+
+def compare_first_tokens(
+    vllm_buckets: tuple[tuple[float, float], ...], client_ttfts_s: list[float]
+) -> FirstTokenPath | None:
+    """vLLM's TTFT histogram over a run (cumulative (bound s, count) pairs, the last +Inf's:
+    `runner.ttft_buckets`) against the client's TTFTs of the same requests; None when there
+    are none or the two count other requests (more than COUNT_SLACK apart)."""
+    client = client_ttfts_s
+    count = vllm_buckets[-1][1] if vllm_buckets else 0.0  # the +Inf bucket: every first token
     if not client or count <= 0 or abs(count - len(client)) > max(1.0, COUNT_SLACK * count):
         return None
     shares = [
         (had / count, sum(t <= bound for t in client) / len(client), bound)
-        for bound, had in run.server_ttft_buckets[:-1]
+        for bound, had in vllm_buckets[:-1]
     ]
     vllm_share, client_share, bound = max(shares, key=lambda s: s[0] - s[1])
     return FirstTokenPath(bound, vllm_share, client_share, len(client))

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any
 
+from workloads.benchmark.report import compare_first_tokens
+from workloads.benchmark.runner import ttft_buckets, vllm_metric_totals
 from workloads.contract import target_runs
 
 HISTOGRAMS = {
@@ -94,34 +95,25 @@ def first_token_after_vllm(run: Path) -> dict[str, float] | None:
     token arrives), over the same requests — every request of the run, warm-up included, on
     both sides. At the bucket bound where they part most, the server's share at or under it
     less the client's is at least the share of requests whose first token vLLM had in time
-    and the client got after that bound: late on the way out, not in the engine. None: no
-    rows, no histogram, or the two do not count the same requests (within 1 %)."""
+    and the client got after that bound: late on the way out, not in the engine — the gate's
+    own comparison (`report.compare_first_tokens`). None: no rows, no histogram, or the two
+    do not count the same requests (within 1 %)."""
     if (timeline := request_timeline(run)) is None:
         return None
     column = timeline["columns"].index("ttft_ms")
-    client = [row[column] / 1e3 for row in timeline["rows"]]
-    before = parse((run / "metrics-before.txt").read_text())
-    after = parse((run / "metrics-after.txt").read_text())
-    name = HISTOGRAMS["server_ttft_s"]
-    buckets = sorted(
-        (float(_LE.search(labels).group(1)), value - before.get((metric, labels), 0.0))  # type: ignore[union-attr]
-        for (metric, labels), value in after.items()
-        if metric == f"{name}_bucket"
+    before, after = (
+        vllm_metric_totals((run / f"metrics-{at}.txt").read_text()) for at in ("before", "after")
     )
-    count = buckets[-1][1] if buckets else 0.0
-    if not client or count <= 0 or abs(count - len(client)) > 0.01 * count:
+    path = compare_first_tokens(
+        ttft_buckets(before, after), [row[column] / 1e3 for row in timeline["rows"]]
+    )
+    if path is None:
         return None
-    gaps = [
-        (cumulative / count - sum(t <= bound for t in client) / len(client), bound, cumulative)
-        for bound, cumulative in buckets
-        if math.isfinite(bound)
-    ]
-    gap, bound, cumulative = max(gaps)
     return {
-        "bound_s": bound,
-        "server_share": cumulative / count,
-        "client_share": cumulative / count - gap,
-        "late_after_vllm_share": gap,
+        "bound_s": path.bound_s,
+        "server_share": path.vllm_share,
+        "client_share": path.client_share,
+        "late_after_vllm_share": path.late_after_vllm_share,
     }
 
 
