@@ -1143,6 +1143,12 @@ def _level_with_rows(tmp_path: Path) -> Path:
     return tmp_path / "level.json"
 
 
+def _rows_ttfts_s(level: Path) -> list[float]:
+    column = TIMELINE_COLUMNS.index("ttft_ms")
+    return [row[column] / 1e3 for benchmark in json.loads(level.read_text())["benchmarks"]
+            for row in benchmark["leanrag_requests"]["rows"]]  # fmt: skip
+
+
 def _gate_with_first_tokens(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -1151,11 +1157,11 @@ def _gate_with_first_tokens(
     """The gate CLI against a fake vLLM whose TTFT histogram moves, during the run, by
     `vllm_ttfts(the golden level's client TTFTs)`."""
     import workloads.benchmark.__main__ as gate_main
-    from workloads.benchmark.report import _client_ttfts_s
 
-    golden = Run("g", (_level_with_rows(tmp_path),), (),
-                 tuple(parse_report(json.loads(LEVEL.read_text()))))  # fmt: skip
-    stamped = vllm_ttfts(_client_ttfts_s(golden))
+    level = _level_with_rows(tmp_path)
+    golden = Run("g", (level,), (), tuple(parse_report(json.loads(LEVEL.read_text()))),
+                 client_ttfts_s=tuple(_rows_ttfts_s(level)))  # fmt: skip
+    stamped = vllm_ttfts(list(golden.client_ttfts_s))
     buckets = dict.fromkeys(VLLM_TTFT_BOUNDS, 0.0)
     metrics = {QUERIES: 0.0, HITS: 0.0}
 
@@ -1163,7 +1169,8 @@ def _gate_with_first_tokens(
         metrics[QUERIES] += 1000.0
         for bound in buckets:
             buckets[bound] += sum(t <= bound for t in stamped)
-        return Run(name, golden.reports, tuple(bounds), golden.levels)
+        return Run(name, golden.reports, tuple(bounds), golden.levels,
+                   client_ttfts_s=golden.client_ttfts_s)  # fmt: skip
 
     monkeypatch.setattr(gate_main, "run_guidellm", run)
     answer = {"choices": [{"message": {"content": "p"}}]}
@@ -1190,9 +1197,7 @@ def test_first_tokens_the_client_got_later_than_vllm_had_them_are_reported(
     requests than the client's (another run's), nothing is said."""
     gate = _gate_with_first_tokens(tmp_path / "a", monkeypatch, lambda ts: [t / 2 for t in ts])
     path = gate["first_token_paths"]["optimized rag"]
-    from workloads.benchmark.report import _client_ttfts_s
-
-    client = _client_ttfts_s(Run("g", (tmp_path / "a" / "level.json",), (), ()))
+    client = _rows_ttfts_s(tmp_path / "a" / "level.json")
     assert path["requests"] == len(client) == 161
     at = path["bound_s"]
     assert path["vllm_share"] == pytest.approx(sum(t / 2 <= at for t in client) / len(client))

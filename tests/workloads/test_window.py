@@ -102,6 +102,17 @@ def burst_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     return run, json.loads(run.reports[0].read_text())
 
 
+def test_the_run_carries_every_requests_ttft_at_the_client(burst_run) -> None:
+    """What vLLM's TTFT histogram is set against (report.first_token_path): every successful
+    request of GuideLLM's raw report, warm-up and cool-down included, read once by the runner."""
+    run, raw = burst_run
+    successful = raw["benchmarks"][0]["requests"]["successful"]
+    assert len(run.client_ttfts_s) == len(successful) > 0
+    assert sorted(run.client_ttfts_s) == pytest.approx(
+        sorted(r["time_to_first_token_ms"] / 1e3 for r in successful), abs=1e-5
+    )
+
+
 def _opened_at_first_dispatch(raw: dict[str, Any]) -> dict[str, Any]:
     """The report as GuideLLM writes it when its warm-up ends on a first-wave request: the
     window opens at the first request's start (GuideLLM's own metric code, that window)."""

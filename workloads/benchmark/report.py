@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from workloads.benchmark.gate import Verdict
-from workloads.benchmark.metrics import TIMELINE_COLUMNS, LevelMetrics, request_timeline
+from workloads.benchmark.metrics import LevelMetrics
 from workloads.benchmark.runner import Run
 from workloads.contract import APPLIED_LOAD_TOLERANCE, GatePlan
 from workloads.templating import render_text
@@ -68,23 +68,12 @@ class FirstTokenPath:
         return self.vllm_share - self.client_share
 
 
-def _client_ttfts_s(run: Run) -> list[float]:
-    """Every successful request's TTFT in the run's GuideLLM reports, warm-up included."""
-    column = TIMELINE_COLUMNS.index("ttft_ms")
-    ttfts = []
-    for report in run.reports:
-        for benchmark in json.loads(report.read_text())["benchmarks"]:
-            timeline = benchmark.get("leanrag_requests") or request_timeline(benchmark)
-            ttfts += [row[column] / 1e3 for row in (timeline or {}).get("rows", ())]
-    return ttfts
-
-
 def first_token_path(run: Run) -> FirstTokenPath | None:
     """None: vLLM's histogram was not read (no --metrics-url / --metrics-service), the
     reports keep no per-request TTFTs, or vLLM counted other requests than the client."""
     if not run.server_ttft_buckets:
         return None
-    return compare_first_tokens(run.server_ttft_buckets, _client_ttfts_s(run))
+    return compare_first_tokens(run.server_ttft_buckets, list(run.client_ttfts_s))
 
 
 def compare_first_tokens(

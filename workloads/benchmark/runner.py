@@ -27,7 +27,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from workloads.benchmark.metrics import LevelMetrics, parse_report, trim_report
+from workloads.benchmark.metrics import (
+    TIMELINE_COLUMNS,
+    LevelMetrics,
+    parse_report,
+    request_timeline,
+    trim_report,
+)
 from workloads.benchmark.window import rewindow
 from workloads.contract import (
     STARTUP_ALLOWANCE_S,
@@ -379,6 +385,9 @@ class Run:
     # First tokens vLLM's API server had at or under each of its TTFT histogram's bounds
     # during the run (same readings), summed over the replicas read: (bound s, count) pairs.
     server_ttft_buckets: tuple[tuple[float, float], ...] = ()
+    # Every successful request's TTFT at the client (s), warm-up included, in report order:
+    # what vLLM's histogram above is set against (report.first_token_path).
+    client_ttfts_s: tuple[float, ...] = ()
 
 
 def joined(name: str, runs: list[Run]) -> Run:
@@ -388,6 +397,7 @@ def joined(name: str, runs: list[Run]) -> Run:
         tuple(path for run in runs for path in run.reports),
         tuple(bound for run in runs for bound in run.bounds),
         tuple(level for run in runs for level in run.levels),
+        client_ttfts_s=tuple(t for run in runs for t in run.client_ttfts_s),
     )
 
 
@@ -428,4 +438,10 @@ def run_guidellm(
     # copy keeps every summary the gate reads, small enough to bring back from a GPU machine.
     trimmed = raw.with_name(f"{raw.stem}-trimmed.json")
     trimmed.write_text(json.dumps(trim_report(report), indent=1) + "\n")
-    return Run(name, (raw,), tuple(bounds[: len(levels)]), levels)
+    column = TIMELINE_COLUMNS.index("ttft_ms")
+    ttfts = tuple(
+        row[column] / 1e3
+        for benchmark in report["benchmarks"]
+        for row in (request_timeline(benchmark) or {}).get("rows", ())
+    )
+    return Run(name, (raw,), tuple(bounds[: len(levels)]), levels, client_ttfts_s=ttfts)
