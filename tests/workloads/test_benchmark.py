@@ -28,6 +28,7 @@ from workloads.benchmark.metrics import TIMELINE_COLUMNS, ParseError, parse_repo
 from workloads.benchmark.report import compare
 from workloads.benchmark.runner import (
     Run,
+    joined,
     levels_profile,
     load_levels,
     scenario_spec,
@@ -400,6 +401,25 @@ def test_the_capacity_search_probes_one_level_at_a_time_by_guidellms_rule(
     assert (scored.best.concurrency if scored.best else None) == max(passing, default=None)
     assert "count-bounded at its own streams" in scored.describe()
     assert ("doubling" if tolerance == 0 else "stepping up by 25%") in scored.describe()
+
+
+def test_a_search_that_ended_early_says_which_probe_it_did_not_run() -> None:
+    """The H200's search at prod's shape (2026-12-05) lost its machine during its third probe:
+    109 streams passed, 126 missed, 117 never came back. Judged from the two reports, the
+    search says it ended before its rule stopped and names 117 — not 'max_probes_exhausted',
+    which it said before for any run cut short (a refused probe ends a live search the same
+    way)."""
+    plan = replace(TARGETS, capacity_concurrency=109, capacity_tolerance=0.15)
+    sent: list[int] = []
+    probe = _probe_at(116, sent, plan)
+    run = joined("optimized", [probe(109), probe(126)])
+    scored = capacity_search(run, plan)
+    assert scored.best is not None and scored.best.concurrency == 109
+    assert scored.lowest_failing_streams == 126
+    assert scored.stop_reason == "ended before its rule stopped (next probe, 117 streams, not run)"
+    assert "not run" in scored.describe()
+    finished = search_capacity(_probe_at(116, [], plan), plan, RAG)
+    assert capacity_search(finished, plan).stop_reason == "converged"
 
 
 def test_the_searchs_probes_and_deadline_shrink_with_a_calibrated_tolerance() -> None:

@@ -17,6 +17,7 @@ from workloads.contract import (
     APPLIED_LOAD_TOLERANCE,
     CACHE_HIT_SLACK,
     GUIDELLM_GROWTH,
+    SEARCH_PROBES,
     STEADY_STATE_TOLERANCE,
     TARGET_ATTAINMENT,
     GatePlan,
@@ -142,9 +143,19 @@ def capacity_search(run: Run, targets: GatePlan) -> CapacitySearch:
         return CapacitySearch((), None, None, "no probe measured", growth)
     step = next_search_streams(best.concurrency if best else None, failing,
                                *search_range(targets), growth)  # fmt: skip
-    return CapacitySearch(tuple(probes), best, failing,
-                          step if isinstance(step, str) else "max_probes_exhausted",
+    return CapacitySearch(tuple(probes), best, failing, _stop_reason(step, len(probes)),
                           growth)  # fmt: skip
+
+
+def _stop_reason(step: int | str, probes: int) -> str:
+    """Why the search stopped: its rule's own reason, all its probes spent, or — where it
+    would have gone on (a refused probe ended it, or its reports end there) — the probe it
+    did not run, so a bracket no probe narrowed is not read as a finished search."""
+    if isinstance(step, str):
+        return step
+    if probes >= SEARCH_PROBES:
+        return "max_probes_exhausted"
+    return f"ended before its rule stopped (next probe, {step} streams, not run)"
 
 
 @dataclass(frozen=True)
