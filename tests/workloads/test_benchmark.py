@@ -28,6 +28,7 @@ from workloads.benchmark.metrics import TIMELINE_COLUMNS, ParseError, parse_repo
 from workloads.benchmark.report import compare
 from workloads.benchmark.runner import (
     Run,
+    client_ttfts_s,
     joined,
     levels_profile,
     load_levels,
@@ -1163,12 +1164,6 @@ def _level_with_rows(tmp_path: Path) -> Path:
     return tmp_path / "level.json"
 
 
-def _rows_ttfts_s(level: Path) -> list[float]:
-    column = TIMELINE_COLUMNS.index("ttft_ms")
-    return [row[column] / 1e3 for benchmark in json.loads(level.read_text())["benchmarks"]
-            for row in benchmark["leanrag_requests"]["rows"]]  # fmt: skip
-
-
 def _gate_with_first_tokens(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -1180,7 +1175,7 @@ def _gate_with_first_tokens(
 
     level = _level_with_rows(tmp_path)
     golden = Run("g", (level,), (), tuple(parse_report(json.loads(LEVEL.read_text()))),
-                 client_ttfts_s=tuple(_rows_ttfts_s(level)))  # fmt: skip
+                 client_ttfts_s=client_ttfts_s(json.loads(level.read_text())))  # fmt: skip
     stamped = vllm_ttfts(list(golden.client_ttfts_s))
     buckets = dict.fromkeys(VLLM_TTFT_BOUNDS, 0.0)
     metrics = {QUERIES: 0.0, HITS: 0.0}
@@ -1217,7 +1212,10 @@ def test_first_tokens_the_client_got_later_than_vllm_had_them_are_reported(
     requests than the client's (another run's), nothing is said."""
     gate = _gate_with_first_tokens(tmp_path / "a", monkeypatch, lambda ts: [t / 2 for t in ts])
     path = gate["first_token_paths"]["optimized rag"]
-    client = _rows_ttfts_s(tmp_path / "a" / "level.json")
+    # Each request's TTFT stays in the trimmed reports' rows, not repeated in gate.json.
+    assert "client_ttfts_s" not in gate["runs"]["optimized"]["rag"]
+    assert "server_ttft_buckets" in gate["runs"]["optimized"]["rag"]
+    client = client_ttfts_s(json.loads((tmp_path / "a" / "level.json").read_text()))
     assert path["requests"] == len(client) == 161
     at = path["bound_s"]
     assert path["vllm_share"] == pytest.approx(sum(t / 2 <= at for t in client) / len(client))

@@ -45,6 +45,7 @@ from workloads.benchmark.runner import (
     Scenario,
     chat_template_tokens,
     check_endpoint,
+    client_ttfts_s,
     joined,
     levels_profile,
     load_levels,
@@ -404,9 +405,10 @@ def _from_files(paths: list[Path], targets: GatePlan, name: str) -> Run:
 def _from_file(path: Path, targets: GatePlan) -> Run:
     """A GuideLLM report judged after the fact: each level must still show its steady state
     (a raw report is measured over its steady windows, as the gate does when it runs)."""
-    levels = tuple(parse_report(rewindow(json.loads(path.read_text()))))
+    report = rewindow(json.loads(path.read_text()))
+    levels = tuple(parse_report(report))
     bounds = tuple(level_bound(targets, level.concurrency or 1) for level in levels)
-    return Run(path.stem, (path,), bounds, levels)
+    return Run(path.stem, (path,), bounds, levels, client_ttfts_s=client_ttfts_s(report))
 
 
 def _publish(configmap: str | None, document: dict, exit_code: int) -> int:

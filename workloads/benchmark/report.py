@@ -111,7 +111,11 @@ def measured_cost(verdict: Verdict, targets: GatePlan) -> dict[str, float] | Non
 
 def as_data(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        data = {f.name: as_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        data = {
+            f.name: as_data(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.metadata.get("in_report", True)
+        }
         if isinstance(value, LevelMetrics):
             data["error_rate"] = value.error_rate
             data["measured_requests"] = value.measured_requests

@@ -23,7 +23,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -386,8 +386,9 @@ class Run:
     # during the run (same readings), summed over the replicas read: (bound s, count) pairs.
     server_ttft_buckets: tuple[tuple[float, float], ...] = ()
     # Every successful request's TTFT at the client (s), warm-up included, in report order:
-    # what vLLM's histogram above is set against (report.first_token_path).
-    client_ttfts_s: tuple[float, ...] = ()
+    # what vLLM's histogram above is set against (report.first_token_path). Not written into
+    # gate.json: the trimmed reports keep each request's row.
+    client_ttfts_s: tuple[float, ...] = field(default=(), metadata={"in_report": False})
 
 
 def joined(name: str, runs: list[Run]) -> Run:
@@ -438,10 +439,18 @@ def run_guidellm(
     # copy keeps every summary the gate reads, small enough to bring back from a GPU machine.
     trimmed = raw.with_name(f"{raw.stem}-trimmed.json")
     trimmed.write_text(json.dumps(trim_report(report), indent=1) + "\n")
+    ttfts = client_ttfts_s(report)
+    return Run(name, (raw,), tuple(bounds[: len(levels)]), levels, client_ttfts_s=ttfts)
+
+
+def client_ttfts_s(report: dict[str, Any]) -> tuple[float, ...]:
+    """Every successful request's TTFT (s) in a GuideLLM report, raw (its samples) or as the
+    gate trims it (`leanrag_requests`), warm-up and cool-down included."""
     column = TIMELINE_COLUMNS.index("ttft_ms")
-    ttfts = tuple(
+    return tuple(
         row[column] / 1e3
         for benchmark in report["benchmarks"]
-        for row in (request_timeline(benchmark) or {}).get("rows", ())
+        for row in (benchmark.get("leanrag_requests") or request_timeline(benchmark) or {}).get(
+            "rows", ()
+        )
     )
-    return Run(name, (raw,), tuple(bounds[: len(levels)]), levels, client_ttfts_s=ttfts)
