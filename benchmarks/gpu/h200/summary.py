@@ -193,7 +193,11 @@ def levels(gate: Path = GATE) -> Iterator[Level]:
                 f"rag scenario is uncached traffic (at most {CACHE_HIT_SLACK:.0%})"
             )
         tolerance = document["targets"]["shape_tolerance"]
-        for level in rag["levels"]:
+        # The gate's capacity search probes are count-bounded levels of the same traffic.
+        search = (document.get("searches") or {}).get(document.get("profile", "optimized"))
+        if search:
+            bounds |= {b["concurrency"]: b for b in search["bounds"]}
+        for level in [*rag["levels"], *(search or {}).get("levels", ())]:
             expected = (SHAPES[shape]["prompt"], SHAPES[shape]["output"])
             if problem := not_the_plans_traffic(report, level, expected, tolerance):
                 raise NotThePlansTraffic(problem)
