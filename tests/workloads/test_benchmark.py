@@ -23,6 +23,7 @@ from workloads.benchmark.gate import (
     little_problem,
     load_problems,
     steady_state_problem,
+    undecided_capacity,
 )
 from workloads.benchmark.metrics import TIMELINE_COLUMNS, ParseError, parse_report
 from workloads.benchmark.report import compare
@@ -421,6 +422,71 @@ def test_a_search_that_ended_early_says_which_probe_it_did_not_run() -> None:
     assert "not run" in scored.describe()
     finished = search_capacity(_probe_at(116, [], plan), plan, RAG)
     assert capacity_search(finished, plan).stop_reason == "converged"
+
+
+@pytest.mark.parametrize(
+    ("predicted_over_best", "probes", "status"),
+    [
+        # 16 passed, 19 missed: the capacity lies between their rates (19's is 1.19× 16's).
+        (1.10, (16, 19), PASS),  # the whole bracket within ±15 % of the prediction
+        (1.20, (16, 19), COULD_NOT_MEASURE),  # the bracket straddles the prediction's -15 %
+        (2.00, (16, 19), FAIL),  # the whole bracket under it: the plan over-promised
+        (0.50, (16, 19), FAIL),  # the whole bracket over it: the plan under-promised
+        (1.00, (16,), COULD_NOT_MEASURE),  # still stepping up: no upper bound
+    ],
+)
+def test_a_search_cut_short_judges_its_capacity_only_where_its_bracket_decides(
+    predicted_over_best: float, probes: tuple[int, ...], status: str
+) -> None:
+    """A search that ended before its rule stopped (a refused probe, or reports that end, as on
+    the H200 on 2026-12-05) knows the capacity only between its highest passing probe's rate
+    and its lowest failing one's: the gate judges the capacity check where that whole bracket
+    lies on one side of the plan's ±15 %, and otherwise refuses, naming the bracket and the
+    probe not run. A search its rule stopped is judged as before."""
+    sent: list[int] = []
+    probe = _probe_at(17, sent, TARGETS)
+    runs = [probe(streams) for streams in probes]
+    best_rate = runs[0].levels[0].requests_per_s
+    plan = replace(TARGETS, capacity_tolerance=0.15,
+                   capacity_requests_per_s=best_rate * predicted_over_best)  # fmt: skip
+    search = joined("optimized", runs)
+    verdict = evaluate(_run(LEVEL, plan), plan, scenarios(plan)[0], search)
+    assert verdict.status == status, verdict.reason
+    capacity = capacity_search(search, plan)
+    assert capacity.unrun_streams == (17 if len(probes) == 2 else 19)
+    problem = undecided_capacity(capacity, plan)
+    assert (problem is not None) == (status == COULD_NOT_MEASURE)
+    if problem:
+        assert f"its next probe, {capacity.unrun_streams} streams, was not run" in problem
+        assert problem in verdict.reason
+    else:
+        (check,) = [c for c in verdict.checks if c.name == "capacity_at_slo_rps"]
+        assert check.passed == (status == PASS)
+    finished = search_capacity(_probe_at(17, [], plan), plan, RAG)
+    assert capacity_search(finished, plan).unrun_streams is None
+    assert undecided_capacity(capacity_search(finished, plan), plan) is None
+
+
+def test_the_h200_search_cut_short_is_judged_on_its_bracket(tmp_path: Path) -> None:
+    """The committed H200 search at prod's shape (2026-12-05), judged again from its reports:
+    109 streams passed and 126 missed at the same 5.64 req/s (saturated), so the capacity lies
+    at 5.64 whatever 117 would have said — within ±15 % of the plan's 5.80, judged and
+    passed; the report says the search ended early, which probe it did not run, and the
+    bracket it judged on."""
+    h200 = GOLDEN_DIR.parents[2] / "benchmarks/results/gpu_h200_gate"
+    run = h200 / "prod-shape-search/opt-search-r1"
+    probes = [run / f"guidellm-optimized-capacity-c{n}-trimmed.json" for n in (109, 126)]
+    code = main(["--plan", str(run / "plan.json"), "--target", "http://127.0.0.1:8000",
+                 "--one-replica", "--from-report", str(run / "guidellm-optimized-rag-trimmed.json"),
+                 "--from-search", *map(str, probes), "--out", str(tmp_path)])  # fmt: skip
+    gate = json.loads((tmp_path / "gate.json").read_text())
+    assert code == 0 and gate["verdict"] == PASS
+    measured = gate["capacity_at_slo"]["measured"]
+    assert measured["unrun_streams"] == 117
+    assert measured["best"]["requests_per_s"] == pytest.approx(5.64, abs=0.01)
+    assert (tmp_path / "gate.md").read_text().count("between 5.64 req/s") == 1
+    # The committed verdict is this one.
+    assert json.loads((run / "gate.json").read_text())["checks"] == gate["checks"]
 
 
 def test_the_searchs_probes_and_deadline_shrink_with_a_calibrated_tolerance() -> None:

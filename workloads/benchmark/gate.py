@@ -8,6 +8,7 @@ its steady-state request count. Otherwise the verdict is *could not measure* (ex
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,10 +78,22 @@ class CapacitySearch:
     lowest_failing_streams: int | None
     stop_reason: str
     growth: float = GUIDELLM_GROWTH  # each step up while no level has missed (search_growth)
+    # The probe its rule would have run next where the search ended before the rule stopped
+    # (a refused probe ended it, or its reports end there); None when the rule stopped it.
+    unrun_streams: int | None = None
 
     @property
     def capacity_requests_per_s(self) -> float:
         return self.best.requests_per_s if self.best else 0.0
+
+    @property
+    def bracket_requests_per_s(self) -> tuple[float, float | None]:
+        """Where the capacity lies: at least the highest passing probe's rate, at most the
+        lowest failing one's (a closed loop's rate does not fall as streams are added);
+        None above with no failing probe (unbounded)."""
+        low = self.capacity_requests_per_s
+        failing = [p for p in self.probes if p.streams == self.lowest_failing_streams]
+        return low, max(failing[0].requests_per_s, low) if failing else None
 
     @property
     def stepping(self) -> str:
@@ -143,8 +156,31 @@ def capacity_search(run: Run, targets: GatePlan) -> CapacitySearch:
         return CapacitySearch((), None, None, "no probe measured", growth)
     step = next_search_streams(best.concurrency if best else None, failing,
                                *search_range(targets), growth)  # fmt: skip
+    unrun = step if isinstance(step, int) and len(probes) < SEARCH_PROBES else None
     return CapacitySearch(tuple(probes), best, failing, _stop_reason(step, len(probes)),
-                          growth)  # fmt: skip
+                          growth, unrun)  # fmt: skip
+
+
+def undecided_capacity(capacity: CapacitySearch, targets: GatePlan) -> str | None:
+    """Why a search that ended before its rule stopped cannot judge the capacity check, or None.
+    Such a search only brackets the capacity (`bracket_requests_per_s`): the check is judged
+    only where the whole bracket lies within the plan's tolerance of its prediction, or
+    wholly outside it."""
+    if capacity.unrun_streams is None:
+        return None
+    low, bounded = capacity.bracket_requests_per_s
+    high = math.inf if bounded is None else bounded
+    least, most = (targets.capacity_requests_per_s * (1 + sign * targets.capacity_tolerance)
+                   for sign in (-1, 1))  # fmt: skip
+    if (least <= low and high <= most) or low > most or high < least:
+        return None
+    return (
+        f"the capacity search ended before its rule stopped (its next probe, "
+        f"{capacity.unrun_streams} streams, was not run): the capacity lies between "
+        f"{low:.2f} and {high:.2f} req/s, which does not decide whether it is within "
+        f"±{targets.capacity_tolerance:.0%} of the predicted "
+        f"{targets.capacity_requests_per_s:.2f} req/s ({least:.2f}-{most:.2f})"
+    )
 
 
 def _stop_reason(step: int | str, probes: int) -> str:
@@ -365,6 +401,8 @@ def evaluate(
             )
             if problem:
                 refusals.append("capacity search: " + problem)
+        if problem := undecided_capacity(capacity, targets):
+            refusals.append(problem)
     if refusals:
         return Verdict(COULD_NOT_MEASURE, "; ".join(refusals), (), level, capacity, bound,
                        tuple(refusals))  # fmt: skip
