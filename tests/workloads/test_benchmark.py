@@ -1268,6 +1268,29 @@ def _gate_with_first_tokens(
     return json.loads((tmp_path / "r" / "gate.json").read_text())
 
 
+def test_a_searchs_probes_join_their_first_token_counts() -> None:
+    """A capacity search's probes are metered one by one: joined, their TTFT histograms add
+    bound by bound and their client TTFTs follow each other, so the gate reports the search's
+    first-token path over every probe's requests; where a probe went unmetered, none."""
+    from workloads.benchmark.report import first_token_path
+
+    inf = math.inf
+    a = Run("a", (), (), (), server_ttft_buckets=((0.5, 2.0), (inf, 3.0)),
+            client_ttfts_s=(0.2, 0.7, 0.9))  # fmt: skip
+    b = Run("b", (), (), (), server_ttft_buckets=((0.5, 1.0), (inf, 2.0)),
+            client_ttfts_s=(0.3, 0.8))  # fmt: skip
+    both = joined("search", [a, b])
+    assert both.server_ttft_buckets == ((0.5, 3.0), (inf, 5.0))
+    assert both.client_ttfts_s == (0.2, 0.7, 0.9, 0.3, 0.8)
+    path = first_token_path(both)
+    assert path is not None and path.requests == 5
+    assert (path.vllm_share, path.client_share) == (pytest.approx(0.6), pytest.approx(0.4))
+    unmetered = Run("c", (), (), (), client_ttfts_s=(0.1,))
+    assert joined("search", [a, unmetered]).server_ttft_buckets == ()
+    other_bounds = replace(b, server_ttft_buckets=((1.0, 1.0), (inf, 2.0)))
+    assert joined("search", [a, other_bounds]).server_ttft_buckets == ()
+
+
 def test_first_tokens_the_client_got_later_than_vllm_had_them_are_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -140,12 +140,10 @@ def write_report(
 ) -> dict[str, Any]:
     """Write gate.json, gate.md and the plots; return the JSON document."""
     cost = measured_cost(verdict, targets)
-    paths = {
-        f"{label} {scenario}": path
-        for label, scenarios in runs.items()
-        for scenario, run in scenarios.items()
-        if (path := first_token_path(run)) is not None
-    }
+    named = [(f"{label} {scenario}", run) for label, scenarios in runs.items()
+             for scenario, run in scenarios.items()]  # fmt: skip
+    named += [(f"{label} capacity search", run) for label, run in searches.items()]
+    paths = {name: path for name, run in named if (path := first_token_path(run)) is not None}
     document = {
         "verdict": verdict.status,
         "reason": verdict.reason,

@@ -398,7 +398,21 @@ def joined(name: str, runs: list[Run]) -> Run:
         tuple(path for run in runs for path in run.reports),
         tuple(bound for run in runs for bound in run.bounds),
         tuple(level for run in runs for level in run.levels),
+        server_ttft_buckets=_summed_buckets([run.server_ttft_buckets for run in runs]),
         client_ttfts_s=tuple(t for run in runs for t in run.client_ttfts_s),
+    )
+
+
+def _summed_buckets(
+    each: list[tuple[tuple[float, float], ...]],
+) -> tuple[tuple[float, float], ...]:
+    """Runs' TTFT histograms added bound by bound; none unless every run has one, on the
+    same bounds (a run that was not metered leaves the joined requests uncounted)."""
+    bounds = {tuple(bound for bound, _ in buckets) for buckets in each}
+    if len(bounds) != 1 or not next(iter(bounds)):
+        return ()
+    return tuple(
+        (bucket[0][0], sum(count for _, count in bucket)) for bucket in zip(*each, strict=True)
     )
 
 
