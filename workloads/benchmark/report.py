@@ -77,12 +77,11 @@ def first_token_path(run: Run) -> FirstTokenPath | None:
 
 
 def compare_first_tokens(
-    vllm_buckets: tuple[tuple[float, float], ...], client_ttfts_s: list[float]
+    vllm_buckets: tuple[tuple[float, float], ...], client: list[float]
 ) -> FirstTokenPath | None:
     """vLLM's TTFT histogram over a run (cumulative (bound s, count) pairs, the last +Inf's:
-    `runner.ttft_buckets`) against the client's TTFTs of the same requests; None when there
-    are none or the two count other requests (more than COUNT_SLACK apart)."""
-    client = client_ttfts_s
+    `runner.ttft_buckets`) against the client's TTFTs (s) of the same requests; None when
+    there are none or the two count other requests (more than COUNT_SLACK apart)."""
     count = vllm_buckets[-1][1] if vllm_buckets else 0.0  # the +Inf bucket: every first token
     if not client or count <= 0 or abs(count - len(client)) > max(1.0, COUNT_SLACK * count):
         return None

@@ -97,7 +97,7 @@ def first_token_after_vllm(run: Path) -> dict[str, float] | None:
     less the client's is at least the share of requests whose first token vLLM had in time
     and the client got after that bound: late on the way out, not in the engine — the gate's
     own comparison (`report.compare_first_tokens`). None: no rows, no histogram, or the two
-    do not count the same requests (within 1 %)."""
+    do not count the same requests (within the gate's slack, 1 %)."""
     if (timeline := request_timeline(run)) is None:
         return None
     column = timeline["columns"].index("ttft_ms")
