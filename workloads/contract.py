@@ -49,6 +49,13 @@ class GatePlan:
     # passages may differ from the Job's by this many nats per token on average.
     quality_tolerance_nats: float = 0.1
 
+    def capacity_band(self) -> tuple[float, float]:
+        """The capacities at the SLO (req/s) within `capacity_tolerance` of the prediction."""
+        return (
+            self.capacity_requests_per_s * (1 - self.capacity_tolerance),
+            self.capacity_requests_per_s * (1 + self.capacity_tolerance),
+        )
+
     def one_replica(self) -> GatePlan:
         """The share of one replica: for gating a single replica (a canary, or one GPU of a
         plan that needs several) against its part of the plan."""

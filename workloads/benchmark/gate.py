@@ -157,8 +157,7 @@ def capacity_search(run: Run, targets: GatePlan) -> CapacitySearch:
     step = next_search_streams(best.concurrency if best else None, failing,
                                *search_range(targets), growth)  # fmt: skip
     unrun = step if isinstance(step, int) and len(probes) < SEARCH_PROBES else None
-    return CapacitySearch(tuple(probes), best, failing, _stop_reason(step, len(probes)),
-                          growth, unrun)  # fmt: skip
+    return CapacitySearch(tuple(probes), best, failing, _stop_reason(step, unrun), growth, unrun)
 
 
 def undecided_capacity(capacity: CapacitySearch, targets: GatePlan) -> str | None:
@@ -170,8 +169,7 @@ def undecided_capacity(capacity: CapacitySearch, targets: GatePlan) -> str | Non
         return None
     low, bounded = capacity.bracket_requests_per_s
     high = math.inf if bounded is None else bounded
-    least, most = (targets.capacity_requests_per_s * (1 + sign * targets.capacity_tolerance)
-                   for sign in (-1, 1))  # fmt: skip
+    least, most = targets.capacity_band()
     if (least <= low and high <= most) or low > most or high < least:
         return None
     return (
@@ -183,15 +181,15 @@ def undecided_capacity(capacity: CapacitySearch, targets: GatePlan) -> str | Non
     )
 
 
-def _stop_reason(step: int | str, probes: int) -> str:
-    """Why the search stopped: its rule's own reason, all its probes spent, or — where it
-    would have gone on (a refused probe ended it, or its reports end there) — the probe it
-    did not run, so a bracket no probe narrowed is not read as a finished search."""
+def _stop_reason(step: int | str, unrun: int | None) -> str:
+    """Why the search stopped: its rule's own reason, or — where it would have gone on (a
+    refused probe ended it, or its reports end there) — the probe it did not run, so a bracket
+    no probe narrowed is not read as a finished search; else all its probes were spent."""
     if isinstance(step, str):
         return step
-    if probes >= SEARCH_PROBES:
-        return "max_probes_exhausted"
-    return f"ended before its rule stopped (next probe, {step} streams, not run)"
+    if unrun is not None:
+        return f"ended before its rule stopped (next probe, {unrun} streams, not run)"
+    return "max_probes_exhausted"
 
 
 @dataclass(frozen=True)
@@ -419,14 +417,14 @@ def evaluate(
     ]  # fmt: skip
     if capacity is not None:
         measured = capacity.capacity_requests_per_s
-        ratio = measured / targets.capacity_requests_per_s
+        least, most = targets.capacity_band()
         checks.append(
             Check(
                 "capacity_at_slo_rps",
                 measured,
                 f"within ±{targets.capacity_tolerance:.0%} of the predicted "
                 f"{targets.capacity_requests_per_s:.2f} req/s",
-                abs(ratio - 1) <= targets.capacity_tolerance,
+                least <= measured <= most,
             )
         )
     failed = [check.name for check in checks if not check.passed]
