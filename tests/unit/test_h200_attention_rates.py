@@ -56,7 +56,7 @@ def test_summary_rates_and_the_check_that_refuses_a_layout() -> None:
         "layouts": [row, wrong],
     })  # fmt: skip
     assert "| fp8 | 16 | 4000 | 1000 | 4.00 | 500 | 333 | yes" in text
-    assert "4000 µs a launch here against 744 µs in the trace (5.38×)" in text
+    assert "4000 µs a launch here against 744 µs in the H200's trace (5.38×)" in text
     assert "**Not to be read**: bf16/128" in text
     assert "checked NO" in ar.row_line(wrong)
 
@@ -85,3 +85,33 @@ def test_flashinfer_rows_show_what_ran_and_what_was_refused() -> None:
         "chunks": [], "traced_kernel_us": 744.0, "layouts": [], "flashinfer": [ran],
     })  # fmt: skip
     assert "FlashInfer on the same mix" in text
+
+
+def test_flashinfer_is_a_lever_only_where_its_fp8_decode_outreads_fa3s_on_the_same_device() -> None:
+    """The rule the H200 README sets before a serving run: FlashInfer's best checked FP8 decode
+    against FA3's (FP8, 16-token pages) from the same run."""
+    fa3 = ar.summarize("fp8", 16, decode_ms=1.0, decode_bytes=2e9, chunk_rows=[_chunk(1, 1, 1, 1)],
+                       max_error=0.01)  # fmt: skip  # 2.00 TB/s
+
+    def flashinfer(cuda_cores: float, tensor_cores: float, checked: bool = True) -> dict:
+        return {
+            "backend": "flashinfer", "kv_dtype": "fp8", "page": 16,
+            "decode": {"ms": 1.0, "tb_per_s": cuda_cores},
+            "decode_tensor_cores": {"ms": 1.0, "tb_per_s": tensor_cores},
+            "prefill": {"tflops": 100.0}, "max_relative_error": 0.01, "checked": checked,
+        }  # fmt: skip
+
+    def verdict(*rows: dict) -> str | None:
+        return ar.flashinfer_verdict({"layouts": [fa3], "flashinfer": list(rows)})
+
+    slower = verdict(flashinfer(1.04, 1.76))
+    assert slower is not None and "tensor cores) reads 1.76 TB/s against FA3's 2.00" in slower
+    assert "(0.88×): no lever" in slower
+    faster = verdict(flashinfer(2.5, 1.0))
+    assert (
+        faster is not None
+        and "(CUDA cores) reads 2.50" in faster
+        and "worth a serving run" in faster
+    )
+    assert verdict(flashinfer(9.0, 9.0, checked=False)) is None  # a wrong output is no rate
+    assert ar.flashinfer_verdict({"layouts": [], "flashinfer": [flashinfer(3.0, 3.0)]}) is None

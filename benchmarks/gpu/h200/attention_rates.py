@@ -414,6 +414,8 @@ def markdown(result: dict[str, Any]) -> str:
         )
     if result.get("flashinfer"):
         lines += flashinfer_lines(result["flashinfer"])
+        if verdict := flashinfer_verdict(result):
+            lines += ["", verdict]
     served = next(
         (r for r in result["layouts"] if r["kv_dtype"] == "fp8" and r["page"] == 16), None
     )
@@ -422,7 +424,7 @@ def markdown(result: dict[str, Any]) -> str:
         ratio = served["mixed_mean_ms"] * 1e3 / result["traced_kernel_us"]
         lines.append(
             f"The served layout (FP8 KV, 16-token pages): {served['mixed_mean_ms'] * 1e3:.0f} µs "
-            f"a launch here against {result['traced_kernel_us']:.0f} µs in the trace "
+            f"a launch here against {result['traced_kernel_us']:.0f} µs in the H200's trace "
             f"({ratio:.2f}×)."
         )
     if unchecked:
@@ -465,6 +467,31 @@ def flashinfer_lines(rows: list[dict[str, Any]]) -> list[str]:
             + " |"
         )
     return lines
+
+
+def flashinfer_verdict(result: dict[str, Any]) -> str | None:
+    """Whether FlashInfer's lever is worth a serving run: only where its FP8 decode — the
+    plan's KV reads, two thirds of its attention — reads faster than FA3's on the same device
+    (both timed in one run), its output checked. None where either side has no such row."""
+    fa3 = next((r for r in result["layouts"]
+                if r["kv_dtype"] == "fp8" and r["page"] == 16 and r["checked"]), None)  # fmt: skip
+    rates = [
+        (part["tb_per_s"], name)
+        for r in result["flashinfer"]
+        if r["kv_dtype"] == "fp8" and r["checked"]
+        for name, part in (("CUDA cores", r["decode"]), ("tensor cores", r["decode_tensor_cores"]))
+        if "error" not in part
+    ]
+    if fa3 is None or not rates:
+        return None
+    rate, path = max(rates)
+    faster = rate > fa3["decode_tb_per_s"]
+    return (
+        f"FlashInfer's fastest FP8 decode ({path}) reads {rate:.2f} TB/s against FA3's "
+        f"{fa3['decode_tb_per_s']:.2f} on this device ({rate / fa3['decode_tb_per_s']:.2f}×): "
+        + ("worth a serving run at the plan's capacity (queue.txt's FlashInfer line)."
+           if faster else "no lever — the plan keeps FA3, and the serving run is not made.")
+    )  # fmt: skip
 
 
 def main() -> None:
