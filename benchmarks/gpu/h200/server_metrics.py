@@ -6,7 +6,7 @@ spent: waiting in the scheduler's queue, being prefilled, decoding, and the serv
 (from the API server's arrival to the first token). Set against the gate's client-side TTFT,
 it says whether a long TTFT is queueing in the engine, prefill work, or outside the engine.
 
-    python -m benchmarks.gpu.h200.server_metrics RUN_DIR [RUN_DIR ...]
+    python -m benchmarks.gpu.h200.server_metrics RUN_DIR [RUN_DIR ...] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -165,8 +165,12 @@ def summarize(run: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
-    for run in parser.parse_args().runs:
-        summary = summarize(run)
+    parser.add_argument("--out", type=Path, help="also write the runs' summaries as JSON")
+    args = parser.parse_args()
+    summaries = [summarize(run) for run in args.runs]
+    if args.out:
+        args.out.write_text(json.dumps(summaries, indent=1) + "\n")
+    for summary in summaries:
         means = {k: round(v["mean"] * 1e3) if v else None for k, v in summary["server"].items()}
         client = summary["client"][0] if summary["client"] else {}
         print(
