@@ -390,6 +390,72 @@ def test_every_server_has_its_frontend_lever(tmp_path: Path) -> None:
     assert FRONTEND_LEVERS["api2"][1] == ["--api-server-count", "2"]
 
 
+def test_every_line_the_device_queue_would_run_names_a_server_and_a_plan_written_for_it(
+    tmp_path: Path,
+) -> None:
+    """A queue line that names no written server or plan costs a device call to find out:
+    every active line of the committed queue.txt names `<server>.args` and `<plan>.json` that
+    plans.py writes, streams as a number or `search`, and a repeat index."""
+    from benchmarks.gpu.h200.plans import write
+
+    write(tmp_path)
+    lines = [
+        line.split()
+        for line in (SCRIPTS / "queue.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines, "the committed queue runs nothing"
+    for server, plan, label, streams, repeats, *_ in lines:
+        assert (tmp_path / f"{server}.args").is_file(), server
+        assert (tmp_path / f"{plan}.json").is_file(), plan
+        assert label and (streams == "search" or int(streams) > 0) and int(repeats) > 0
+
+
+def test_two_api_servers_bought_stock_nothing_on_the_h100() -> None:
+    """The frontend lever for stock at 112 streams of 2048/256, on one H100 (2026-12-05), each
+    arm twice on the same machine: neither the lever's req/s nor its TTFT p95 beats the
+    server's own best by more than its runs' spread — no gain, so queue.txt leaves it off. The runs
+    are the servers plans.py writes (the lever one setting more) at the plan's traffic."""
+    from benchmarks.gpu.h200.plans import FRONTEND_LEVERS
+
+    runs = GATE.parent / "gpu_h100_frontend"
+
+    def level(name: str) -> dict:
+        gate = json.loads((runs / name / "gate.json").read_text())
+        (scenario,) = target_runs(gate).values()
+        (measured,) = scenario["levels"]
+        assert measured["concurrency"] == 112
+        assert measured["prompt_tokens_mean"] == pytest.approx(2048, rel=0.01)
+        return measured
+
+    own = [level(f"stock-c112-r{r}") for r in (1, 2)]
+    lever = [level(f"stock-api2-c112-r{r}") for r in (1, 2)]
+    rates = [m["requests_per_s"] for m in own]
+    tails = [m["ttft_ms"]["p95"] for m in own]
+    # No gain: the lever's best rate no higher, its best TTFT tail no lower, than the
+    # server's own best moved by its runs' spread.
+    assert max(m["requests_per_s"] for m in lever) <= max(rates) + (max(rates) - min(rates))
+    assert min(m["ttft_ms"]["p95"] for m in lever) >= min(tails) - (max(tails) - min(tails))
+    args = {
+        r: (runs / f"stock{r}-c112-r1" / "server.args").read_text().split() for r in ("", "-api2")
+    }
+    assert args["-api2"] == [*args[""], *FRONTEND_LEVERS["api2"][1]]
+    assert "H100" in (runs / "device.txt").read_text()
+
+
+def test_flashinfer_is_no_lever_where_it_was_timed_beside_fa3() -> None:
+    """FlashInfer's kernels on the traced mix, beside FA3's re-timed in the same call on one
+    H100 (2026-12-05): its fastest FP8 decode reads under FA3's, so its serving run is not
+    made (the H200 README's rule)."""
+    from benchmarks.gpu.h200.attention_rates import flashinfer_verdict
+
+    result = json.loads((GATE.parent / "gpu_h100_attention_rates.json").read_text())
+    assert "H100" in result["device"]
+    verdict = flashinfer_verdict(result)
+    assert verdict is not None and "no lever" in verdict
+    assert all(r["checked"] for r in result["flashinfer"] + result["layouts"])
+
+
 def test_the_cuda_graph_lever_measured_slower_so_the_plan_leaves_it_out() -> None:
     """CUDA graphs captured up to the 1,792-token step (109 streams, prod's shape, one run):
     5.40 req/s, ITL p95 48.9 ms, TTFT p95 1.52 s — against the plan's own profile's four runs

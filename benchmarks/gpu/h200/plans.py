@@ -123,7 +123,9 @@ def levers(plan: DeploymentPlan) -> dict[str, tuple[str, list[str]]]:
 # first tokens reach the client a step after vLLM had them (`first_token_after_vllm`: ≥ 14-18 %
 # of stock's requests at prod's shape). More API server processes (vLLM balances requests over
 # them; its 10-s log lines stop, its /metrics stays) say whether the frontend holds the TTFT
-# tail or the rate back. Written for every server of both shapes; not run yet.
+# tail or the rate back. Written for every server of both shapes. Measured for stock at 112
+# streams of 2048/256 on an H100 (2026-12-05, `gpu_h100_frontend.md`): no gain; the plan's
+# profile at 256, where the frontend is busier, is queued for an H200 session.
 FRONTEND_LEVERS = {"api2": ("2 API server processes", ["--api-server-count", "2"])}
 
 
