@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -472,8 +473,15 @@ def test_the_h200_search_cut_short_is_judged_on_its_bracket(tmp_path: Path) -> N
     report = (tmp_path / "gate.md").read_text()
     assert report.count("between 5.64 req/s") == 1
     assert "ended before its rule stopped (next probe, 117 streams, not run)" in report
+    # Stamped when GuideLLM started the planned level, not when it was judged.
+    report = json.loads((run / "guidellm-optimized-rag-trimmed.json").read_text())
+    started = report["benchmarks"][0]["scheduler_state"]["start_time"]
+    assert gate["measured_at"] == datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds")
+    assert gate["measured_at"].startswith("2026-12-05T04:") and gate["judged_at"] > "2026-12-05T05"
     # The committed verdict is this one.
-    assert json.loads((run / "gate.json").read_text())["checks"] == gate["checks"]
+    committed = json.loads((run / "gate.json").read_text())
+    assert committed["checks"] == gate["checks"]
+    assert committed["measured_at"] == gate["measured_at"]
 
 
 def test_the_searchs_probes_and_deadline_shrink_with_a_calibrated_tolerance() -> None:

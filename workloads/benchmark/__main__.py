@@ -51,6 +51,7 @@ from workloads.benchmark.runner import (
     load_levels,
     metered,
     probe_chat,
+    report_started_at,
     run_guidellm,
     scenario_spec,
     scenarios,
@@ -201,6 +202,14 @@ def main(argv: list[str] | None = None) -> int:
             runs[label] = {"rag": _from_file(args.from_report, targets)}
             if args.from_search:
                 searches[label] = _from_files(args.from_search, targets, f"{label} capacity")
+            # Judged now, measured when GuideLLM ran: the report says both.
+            started = runs[label]["rag"].started_at
+            context["judged_at"] = context["measured_at"]
+            context["measured_at"] = (
+                datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds")
+                if started
+                else "at a time its report does not state"
+            )
         else:
             endpoints = {label: args.target}
             if args.baseline_target:
@@ -408,7 +417,8 @@ def _from_file(path: Path, targets: GatePlan) -> Run:
     report = rewindow(json.loads(path.read_text()))
     levels = tuple(parse_report(report))
     bounds = tuple(level_bound(targets, level.concurrency or 1) for level in levels)
-    return Run(path.stem, (path,), bounds, levels, client_ttfts_s=client_ttfts_s(report))
+    return Run(path.stem, (path,), bounds, levels, client_ttfts_s=client_ttfts_s(report),
+               started_at=report_started_at(report))  # fmt: skip
 
 
 def _publish(configmap: str | None, document: dict, exit_code: int) -> int:

@@ -389,6 +389,9 @@ class Run:
     # what vLLM's histogram above is set against (report.first_token_path). Not written into
     # gate.json: the trimmed reports keep each request's row.
     client_ttfts_s: tuple[float, ...] = field(default=(), metadata={"in_report": False})
+    # When GuideLLM started sending its first level (Unix s), from its reports: the time a
+    # report judged after the fact was measured, not judged. None where a report has none.
+    started_at: float | None = field(default=None, metadata={"in_report": False})
 
 
 def joined(name: str, runs: list[Run]) -> Run:
@@ -400,6 +403,7 @@ def joined(name: str, runs: list[Run]) -> Run:
         tuple(level for run in runs for level in run.levels),
         server_ttft_buckets=_summed_buckets([run.server_ttft_buckets for run in runs]),
         client_ttfts_s=tuple(t for run in runs for t in run.client_ttfts_s),
+        started_at=min((run.started_at for run in runs if run.started_at), default=None),
     )
 
 
@@ -454,7 +458,18 @@ def run_guidellm(
     trimmed = raw.with_name(f"{raw.stem}-trimmed.json")
     trimmed.write_text(json.dumps(trim_report(report), indent=1) + "\n")
     ttfts = client_ttfts_s(report)
-    return Run(name, (raw,), tuple(bounds[: len(levels)]), levels, client_ttfts_s=ttfts)
+    return Run(name, (raw,), tuple(bounds[: len(levels)]), levels, client_ttfts_s=ttfts,
+               started_at=report_started_at(report))  # fmt: skip
+
+
+def report_started_at(report: dict[str, Any]) -> float | None:
+    """When a GuideLLM report's first benchmark started its requests (Unix s), or None."""
+    starts = [
+        start
+        for benchmark in report.get("benchmarks", ())
+        if isinstance(start := (benchmark.get("scheduler_state") or {}).get("start_time"), float)
+    ]
+    return min(starts, default=None)
 
 
 def client_ttfts_s(report: dict[str, Any]) -> tuple[float, ...]:
