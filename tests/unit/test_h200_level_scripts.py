@@ -141,6 +141,7 @@ def session(
         "SERVER_S": "1",
         "FAKE_SEARCH_SLEEP": str(search_s),
         "POLL_S": "1",
+        "METRICS_CMD": "echo vllm:num_requests_running 3",
     }
     subprocess.run(
         ["bash", str(machine / "h200" / "session.sh"), str(machine / "queue.txt")],
@@ -343,6 +344,14 @@ def test_a_search_line_runs_the_gates_search_detached_and_is_watched_across_call
     ]  # fmt: skip
     assert not (machine / "res" / "opt-search-r1" / "gate.json").exists()
     assert (machine / "out" / "session.tgz").exists()  # what came back so far
+    # vLLM's reading so far comes back with it, marked partial (gate.sh drops the mark when
+    # it writes the final reading), should the machine go back before the search ends.
+    with tarfile.open(machine / "out" / "session.tgz") as archive:
+        after = archive.extractfile("./opt-search-r1/metrics-after.txt")
+        assert after is not None and after.read() == b"vllm:num_requests_running 3\n"
+        mark = archive.extractfile("./opt-search-r1/metrics-after.partial")
+        assert mark is not None and b"at a call's deadline while the search ran" in mark.read()
+    assert 'rm -f "$out/metrics-after.partial"' in (SCRIPTS / "gate.sh").read_text()
     calls = session(machine, queue, search_s=6)
     assert calls[:3] == ["serve:rag-optimized", "opt-search-r1", "opt-c112-r1"]
     assert calls.count("opt-search-r1") == 1

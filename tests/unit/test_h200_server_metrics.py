@@ -108,3 +108,17 @@ def test_the_frontend_is_busiest_at_the_plans_2048_256_capacity() -> None:
         assert share is not None and 0.4 < share < 0.55
     share = api_server_cpu_share(GATE / "prod-shape-repeats" / "opt1792-c109-r1")
     assert share is not None and share < 0.4
+
+
+def test_a_reading_taken_at_a_deadline_is_marked_partial(tmp_path: Path) -> None:
+    """levels.sh reads /metrics at a call's deadline while a search runs and marks it: the
+    summary says so, and a run whose gate wrote its own final reading has no mark."""
+    import shutil
+
+    from benchmarks.gpu.h200.server_metrics import summarize
+
+    run = tmp_path / "run"
+    shutil.copytree(GATE / "prod-shape-repeats" / "stock66-r2", run)
+    assert summarize(run)["metrics_after_partial"] is None
+    (run / "metrics-after.partial").write_text("read 2026-12-05T04:30:00Z at a call's deadline\n")
+    assert summarize(run)["metrics_after_partial"].startswith("read 2026-12-05T04:30:00Z")

@@ -35,6 +35,6 @@ python3 -m workloads.benchmark --plan "$plan" --target http://127.0.0.1:8000 \
   --tokenizer gpu-bundle/llama8b-bpe --out "$out" --one-replica \
   --metrics-url http://127.0.0.1:8000/metrics "$@"
 echo "gate $label exit $? after $(( $(date +%s) - t0 )) s"
-curl -sf 127.0.0.1:8000/metrics > "$out/metrics-after.txt"
+curl -sf 127.0.0.1:8000/metrics > "$out/metrics-after.txt" && rm -f "$out/metrics-after.partial"
 tail -n +"$from_line" /tmp/server.log | grep -v '"POST \|"GET ' > "$out/server-stats.log"
 rm -f "$out"/*.json.full 2>/dev/null

@@ -64,6 +64,15 @@ run_profile() {
   echo "$name: profile exit $?"; tail -4 "$res/$name.log"
   archive_results "$archive"
 }
+# snapshot_metrics DIR: vLLM's /metrics now, as DIR/metrics-after.txt marked partial: a search
+# whose machine goes back during a later call keeps a reading of its probes so far (gate.sh
+# writes the final one and drops the mark when the gate ends).
+snapshot_metrics() {
+  ${METRICS_CMD:-curl -sf 127.0.0.1:8000/metrics} > "$1/metrics-after.txt" 2>/dev/null \
+    && echo "read $(date -u +%FT%TZ) at a call's deadline while the search ran, not at its end" \
+      > "$1/metrics-after.partial"
+}
+
 # run_search NAME ARCHIVE: the product's gate as it runs in a cluster — the planned level, then
 # its capacity search (no --skip-capacity-search) — started detached (setsid: it outlives this
 # call while the machine is held), then watched until its report is back or the call's
@@ -86,6 +95,7 @@ run_search() {
       local probes
       probes=$(find "$res/$name" -name 'guidellm-*-capacity-c*' 2>/dev/null | grep -c .)
       echo "$name: still searching at the deadline ($probes probe reports back)"
+      snapshot_metrics "$res/$name"
       archive_results "$archive"
       return 1
     fi

@@ -145,8 +145,10 @@ def summarize(run: Path) -> dict[str, Any]:
     server = {key: histogram_delta(before, after, name) for key, name in HISTOGRAMS.items()}
     gate = json.loads((run / "gate.json").read_text())
     levels = [level for scenario in target_runs(gate).values() for level in scenario["levels"]]
+    partial = run / "metrics-after.partial"  # levels.sh: a search's reading at a deadline
     return {
         "run": run.name,
+        "metrics_after_partial": partial.read_text().strip() if partial.is_file() else None,
         "server": server,
         "first_token_after_vllm": first_token_after_vllm(run),
         "api_server_cpu_share": api_server_cpu_share(run),
@@ -178,6 +180,8 @@ def main() -> None:
             f"{client.get('ttft_ms', {}).get('p50', 0):.0f}/"
             f"{client.get('ttft_ms', {}).get('p95', 0):.0f} ms"
         )
+        if summary["metrics_after_partial"]:
+            print(f"  partial: the after-reading was {summary['metrics_after_partial']}")
         if (cpu := summary["api_server_cpu_share"]) is not None:
             print(f"  API server process: {cpu:.2f} CPU-seconds per second of load")
         if late := summary["first_token_after_vllm"]:
