@@ -6,13 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.gpu.h200.server_metrics import (
-    first_token_after_vllm,
-    histogram_delta,
-    parse,
-)
+from benchmarks.gpu.h200.server_metrics import SERIES, first_token_after_vllm, histogram_delta
 from benchmarks.gpu.h200.summary import GATE
 from tests.conftest import write_request_rows
+from workloads.benchmark.runner import metric_totals
 
 BOUNDS = (0.25, 0.5, 0.75, 1.0, 2.5)
 NAME = "vllm:time_to_first_token_seconds"
@@ -60,8 +57,8 @@ def test_the_share_late_on_the_way_out_is_what_parts_vllms_count_from_the_client
 
 
 def test_histogram_deltas_are_the_runs_own() -> None:
-    before = parse(_histogram([0.1] * 10))
-    after = parse(_histogram([0.1] * 10 + [0.3, 0.9, 2.0]))
+    before = metric_totals(_histogram([0.1] * 10), SERIES)
+    after = metric_totals(_histogram([0.1] * 10 + [0.3, 0.9, 2.0]), SERIES)
     delta = histogram_delta(before, after, NAME)
     assert delta is not None
     assert delta["count"] == 3 and delta["mean"] == pytest.approx((0.3 + 0.9 + 2.0) / 3)

@@ -1213,6 +1213,28 @@ def test_histogram_buckets_are_summed_over_engines_and_taken_per_run() -> None:
     assert ttft_buckets({QUERIES: 1.0}, {QUERIES: 2.0}) == ()
 
 
+def test_metric_totals_read_only_the_named_series_and_skip_nan() -> None:
+    """The one /metrics reader (the gate's and the H200 benchmarks'): named series summed over
+    label sets, a bucket keyed by its bound, comments, other series and NaN left out."""
+    from workloads.benchmark.runner import bucket_key, metric_totals
+
+    text = (
+        "# HELP process_cpu_seconds_total Total user and system CPU time\n"
+        "process_cpu_seconds_total 12.5\n"
+        'x_seconds_count{engine="0"} 3.0\nx_seconds_count{engine="1"} 4.0\n'
+        'x_seconds_sum{engine="0"} NaN\nx_seconds_sum{engine="1"} 2.0\n'
+        'x_seconds_bucket{engine="0",le="1.0"} 2.0\nx_seconds_bucket{engine="1",le="1.0"} 1.0\n'
+        "other_total 9.0\n"
+    )
+    names = ("process_cpu_seconds_total", "x_seconds_count", "x_seconds_sum", "x_seconds_bucket")
+    assert metric_totals(text, names) == {
+        "process_cpu_seconds_total": 12.5,
+        "x_seconds_count": 7.0,
+        "x_seconds_sum": 2.0,
+        bucket_key("x_seconds_bucket", 1.0): 3.0,
+    }
+
+
 def _level_with_rows(tmp_path: Path) -> Path:
     """The golden level's report as the gate keeps it (trimmed: its samples dropped), with
     one row per request: 161 requests, TTFT 40-840 ms."""

@@ -10,6 +10,7 @@ at the SLO is searched one such level at a time (search.py).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import secrets
@@ -22,7 +23,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -147,25 +148,37 @@ TTFT_BUCKETS = "vllm:time_to_first_token_seconds_bucket"
 _LE = re.compile(r'le="([^"]+)"')
 
 
-def vllm_metric_totals(text: str) -> dict[str, float]:
-    """vLLM's prefix-cache counters in one /metrics text (Prometheus), each summed over every
-    engine's label set, and its TTFT histogram's buckets (`ttft_bucket_key(bound)`), summed
-    the same way; what the text lacks is left out."""
+def metric_totals(text: str, names: Collection[str]) -> dict[str, float]:
+    """The named series' samples in one /metrics text (Prometheus), each summed over every
+    label set (engines, API server processes) but a histogram bucket's bound: keyed `name`,
+    or `name:bound` for a `_bucket` series (`bucket_key`). NaN samples and what the text
+    lacks are left out."""
     totals: dict[str, float] = {}
     for line in text.splitlines():
         name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name in PREFIX_CACHE_COUNTERS:
-            key = name
-        elif name == TTFT_BUCKETS and (bound := _LE.search(line)) is not None:
-            key = ttft_bucket_key(float(bound.group(1)))
-        else:
+        if name not in names:
             continue
-        totals[key] = totals.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+        key = name
+        if name.endswith("_bucket") and (bound := _LE.search(line)) is not None:
+            key = bucket_key(name, float(bound.group(1)))
+        value = float(line.rsplit(" ", 1)[1])
+        if not math.isnan(value):
+            totals[key] = totals.get(key, 0.0) + value
     return totals
 
 
+def bucket_key(bucket_series: str, bound_s: float) -> str:
+    return f"{bucket_series}:{bound_s!r}"
+
+
+def vllm_metric_totals(text: str) -> dict[str, float]:
+    """vLLM's prefix-cache counters and its TTFT histogram's buckets (`ttft_bucket_key`), the
+    gate's readings of one /metrics text (`metric_totals`)."""
+    return metric_totals(text, (*PREFIX_CACHE_COUNTERS, TTFT_BUCKETS))
+
+
 def ttft_bucket_key(bound_s: float) -> str:
-    return f"{TTFT_BUCKETS}:{bound_s!r}"
+    return bucket_key(TTFT_BUCKETS, bound_s)
 
 
 def ttft_buckets(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from workloads.benchmark.report import compare_first_tokens
-from workloads.benchmark.runner import ttft_buckets, vllm_metric_totals
+from workloads.benchmark.runner import metric_totals, ttft_buckets
 from workloads.contract import target_runs
 
 HISTOGRAMS = {
@@ -28,18 +28,17 @@ HISTOGRAMS = {
     "server_ttft_s": "vllm:time_to_first_token_seconds",
     "server_e2e_s": "vllm:e2e_request_latency_seconds",
 }
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([0-9.eE+-]+|NaN)$")
-_LE = re.compile(r'le="([^"]+)"')
+CPU_SECONDS = "process_cpu_seconds_total"  # of the API server process serving /metrics
+SERIES = (CPU_SECONDS, *(f"{name}{part}" for name in HISTOGRAMS.values()
+                         for part in ("_bucket", "_count", "_sum")))  # fmt: skip
 
 
-def parse(text: str) -> dict[tuple[str, str], float]:
-    """Prometheus text exposition → {(metric name, label string): value}."""
-    samples = {}
-    for line in text.splitlines():
-        match = _SAMPLE.match(line.strip())
-        if match and match.group(3) != "NaN":
-            samples[(match.group(1), match.group(2) or "")] = float(match.group(3))
-    return samples
+def readings(run: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """The run's /metrics before and after (gate.sh), as the gate reads them (`metric_totals`)."""
+    before, after = (
+        metric_totals((run / f"metrics-{at}.txt").read_text(), SERIES) for at in ("before", "after")
+    )
+    return before, after
 
 
 def _quantile(buckets: list[tuple[float, float]], count: float, share: float) -> float:
@@ -51,26 +50,22 @@ def _quantile(buckets: list[tuple[float, float]], count: float, share: float) ->
 
 
 def histogram_delta(
-    before: dict[tuple[str, str], float], after: dict[tuple[str, str], float], name: str
+    before: dict[str, float], after: dict[str, float], name: str
 ) -> dict[str, float] | None:
-    def delta(key: tuple[str, str]) -> float:
+    """One histogram's requests between two readings: their count, mean and the bucket
+    bounds their median and 95th percentile lie at or under. None: none counted."""
+
+    def delta(key: str) -> float:
         return after.get(key, 0.0) - before.get(key, 0.0)
 
-    counts = [k for k in after if k[0] == f"{name}_count"]
-    if not counts:
+    if f"{name}_count" not in after or (count := delta(f"{name}_count")) <= 0:
         return None
-    count = sum(delta(k) for k in counts)
-    total = sum(delta(k) for k in after if k[0] == f"{name}_sum")
-    if count <= 0:
-        return None
-    buckets = sorted(
-        (float(_LE.search(labels).group(1)), delta((metric, labels)))  # type: ignore[union-attr]
-        for metric, labels in after
-        if metric == f"{name}_bucket"
-    )
+    prefix = f"{name}_bucket:"
+    buckets = sorted((float(key[len(prefix) :]), delta(key)) for key in after
+                     if key.startswith(prefix))  # fmt: skip
     return {
         "count": count,
-        "mean": total / count,
+        "mean": delta(f"{name}_sum") / count,
         "p50_at_most": _quantile(buckets, count, 0.5),
         "p95_at_most": _quantile(buckets, count, 0.95),
     }
@@ -101,9 +96,7 @@ def first_token_after_vllm(run: Path) -> dict[str, float] | None:
     if (timeline := request_timeline(run)) is None:
         return None
     column = timeline["columns"].index("ttft_ms")
-    before, after = (
-        vllm_metric_totals((run / f"metrics-{at}.txt").read_text()) for at in ("before", "after")
-    )
+    before, after = readings(run)  # the TTFT buckets keyed as the gate keys them
     path = compare_first_tokens(
         ttft_buckets(before, after), [row[column] / 1e3 for row in timeline["rows"]]
     )
@@ -130,18 +123,15 @@ def api_server_cpu_share(run: Path) -> float | None:
     log = run / "server-stats.log"
     if not log.is_file():
         return None
-    key = ("process_cpu_seconds_total", "")
-    before = parse((run / "metrics-before.txt").read_text())
-    after = parse((run / "metrics-after.txt").read_text())
+    before, after = readings(run)
     loaded = sum(1 for line in log.read_text().splitlines() if _LOADED.search(line))
-    if key not in after or key not in before or loaded == 0:
+    if CPU_SECONDS not in after or CPU_SECONDS not in before or loaded == 0:
         return None
-    return (after[key] - before[key]) / (loaded * LOG_INTERVAL_S)
+    return (after[CPU_SECONDS] - before[CPU_SECONDS]) / (loaded * LOG_INTERVAL_S)
 
 
 def summarize(run: Path) -> dict[str, Any]:
-    before = parse((run / "metrics-before.txt").read_text())
-    after = parse((run / "metrics-after.txt").read_text())
+    before, after = readings(run)
     server = {key: histogram_delta(before, after, name) for key, name in HISTOGRAMS.items()}
     gate = json.loads((run / "gate.json").read_text())
     levels = [level for scenario in target_runs(gate).values() for level in scenario["levels"]]
